@@ -1,0 +1,156 @@
+"""The command line: parse options, call the library, print, choose the exit code."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import pipeline, report
+from .auth import token_provider_from_env
+from .clouds import cloud_named
+from .errors import BulkphoneError
+from .model import Mode
+from .throttle import DEFAULT_WRITES_PER_SECOND
+
+EXIT_OK = 0
+EXIT_ROW_PROBLEMS = 1
+EXIT_CONFIG = 2
+EXIT_UNSAFE = 3
+EXIT_CRASH = 4
+
+
+class Exit(Exception):
+    def __init__(self, code: int, message: str = "") -> None:
+        self.code = code
+        self.message = message
+
+
+def _handled(command):
+    """Turn every expected error into one clear line and an exit code; never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            code = command(*args, **kwargs)
+        except Exit as stop:
+            if stop.message:
+                click.echo(f"bulkphone: {stop.message}", err=True)
+            sys.exit(stop.code)
+        except BulkphoneError as exc:
+            click.echo(f"bulkphone: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+        except Exception as exc:
+            if os.environ.get("BULKPHONE_DEBUG"):
+                raise
+            click.echo(
+                f"bulkphone: unexpected error ({type(exc).__name__}: {exc}). "
+                "Set BULKPHONE_DEBUG=1 to see the details, and please report it.",
+                err=True,
+            )
+            sys.exit(EXIT_CRASH)
+        sys.exit(code or EXIT_OK)
+
+    return wrapper
+
+
+def _input_options(command):
+    command = click.option("--users", "users", type=click.Path(path_type=Path), help="CSV of users (user[,region|usageLocation]): default regions, and only these users are processed.")(command)
+    command = click.option("--default-region", help="Two-letter region for numbers written without +, e.g. US.")(command)
+    command = click.option("--report", "report_path", required=True, type=click.Path(path_type=Path), help="Where to write the report CSV.")(command)
+    command = click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))(command)
+    return command
+
+
+def _graph_options(command):
+    command = click.option("--mode", type=click.Choice([m.value for m in Mode]), default=Mode.UPSERT.value, show_default=True, help="upsert: create and update, blanks leave a type alone; create-only: never touch an existing number; sync: a blank cell deletes that type.")(command)
+    command = click.option("--cloud", default="global", show_default=True, help="global, usgov, dod or china.")(command)
+    command = click.option("--graph-url", help="Graph root URL (overrides --cloud), e.g. a test server.")(command)
+    command = click.option("--tenant-id", envvar="BULKPHONE_TENANT_ID", help="Entra tenant id (or env BULKPHONE_TENANT_ID).")(command)
+    command = click.option("--client-id", envvar="BULKPHONE_CLIENT_ID", help="App (client) id (or env BULKPHONE_CLIENT_ID).")(command)
+    command = click.option("--max-writes-per-second", type=click.FloatRange(min=0.1), default=DEFAULT_WRITES_PER_SECOND, show_default=True, help="Ceiling on writes; Graph allows about 20/s per tenant.")(command)
+    return command
+
+
+@click.group()
+@click.version_option(package_name="bulkphone")
+def main() -> None:
+    """Set phone sign-in methods for many Entra ID users from a CSV or Excel file."""
+
+
+@main.command()
+@_input_options
+@_handled
+def normalize(source, report_path, default_region, users) -> int:
+    """Check and normalise the numbers in INPUT offline (no network, no credentials)."""
+    cells = pipeline.load_cells(source, users=users, default_region=default_region)
+    rows = report.normalize_rows(cells)
+    report.write_csv(rows, report_path, report.NORMALIZE_COLUMNS)
+    counts = report.summarize(rows)["status"]
+    click.echo(f"normalize: {len(rows)} values: " + _counts(counts) + f"; report: {report_path}")
+    return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
+
+
+@main.command()
+@_input_options
+@_graph_options
+@_handled
+def plan(source, report_path, default_region, users, mode, cloud, graph_url, tenant_id, client_id, max_writes_per_second) -> int:
+    """Read current methods and write the plan for INPUT. Never writes to Graph."""
+    client = _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second)
+    the_plan = pipeline.plan(source, client=client, users=users, default_region=default_region, mode=mode)
+    rows = report.plan_rows(the_plan)
+    report.write_csv(rows, report_path)
+    click.echo(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {client.reads} reads, 0 writes; report: {report_path}")
+    return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
+
+
+@main.command()
+@_input_options
+@_graph_options
+@_handled
+def apply(source, report_path, default_region, users, mode, cloud, graph_url, tenant_id, client_id, max_writes_per_second) -> int:
+    """Plan INPUT against current methods, then make the changes in Graph."""
+    client = _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second)
+    the_plan = pipeline.plan(source, client=client, users=users, default_region=default_region, mode=mode)
+    result = pipeline.apply(the_plan, client=client)
+    rows = report.result_rows(result)
+    report.write_csv(rows, report_path)
+    click.echo(f"apply ({mode}): {len(rows)} rows: {_counts(report.summarize(rows)['status'])}; {_stats(result.stats)}; report: {report_path}")
+    if result.stopped:
+        raise Exit(EXIT_CONFIG, f"run stopped: {result.stopped}")
+    return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bulkphone-demo"), show_default=True, help="Folder for the demo's reports.")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Folder with the demo's input files (default: the repository's sample_data).")
+@_handled
+def demo(out, data) -> int:
+    """Plan and apply sample_data against the embedded simulated tenant (no account, no network)."""
+    from .demo import run_demo
+
+    summary = run_demo(out, data)
+    for line in summary.lines:
+        click.echo(line)
+    return EXIT_OK
+
+
+def _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second):
+    chosen = cloud_named(cloud)
+    token = token_provider_from_env(tenant_id=tenant_id, client_id=client_id, cloud=chosen)
+    return pipeline.connect(token, graph_url=graph_url or chosen.graph_url, max_writes_per_second=max_writes_per_second)
+
+
+def _counts(counts) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counts.items() if count) or "nothing"
+
+
+def _stats(stats: dict) -> str:
+    return (
+        f"{stats['writes']} writes, {stats['reads']} reads, {stats['retries']} retries, "
+        f"{stats['throttled']} throttled, {stats['reconciled']} reconciled, {stats['seconds']:.1f}s"
+    )

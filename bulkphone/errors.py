@@ -1,0 +1,82 @@
+"""One exception tree for everything bulkphone raises.
+
+    BulkphoneError
+    ├── InputError            a file or option the user must fix
+    └── GraphError            Graph answered with an error, or did not answer
+        ├── AuthError         401: the token is missing, expired or for the wrong audience
+        ├── ForbiddenError    403: the token lacks a permission or role
+        ├── NotFoundError     404: user (or method) not found
+        ├── ThrottledError    429: wait Retry-After seconds
+        ├── TransientError    5xx or a connection that failed before the request was sent
+        ├── AmbiguousWriteError  a write whose outcome is unknown (no or a 5xx response)
+        └── PermanentError    any other 4xx: the request itself is wrong
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmbiguousWriteError",
+    "AuthError",
+    "BulkphoneError",
+    "ForbiddenError",
+    "GraphError",
+    "InputError",
+    "NotFoundError",
+    "PermanentError",
+    "ThrottledError",
+    "TransientError",
+]
+
+
+class BulkphoneError(Exception):
+    """Root of every error bulkphone raises on purpose."""
+
+
+class InputError(BulkphoneError):
+    """Input the user must fix; the message names the file, the problem and the fix."""
+
+
+class GraphError(BulkphoneError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str = "",
+        request_id: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+
+class AuthError(GraphError):
+    pass
+
+
+class ForbiddenError(GraphError):
+    pass
+
+
+class NotFoundError(GraphError):
+    pass
+
+
+class ThrottledError(GraphError):
+    pass
+
+
+class TransientError(GraphError):
+    pass
+
+
+class AmbiguousWriteError(GraphError):
+    """The write may or may not have been applied: re-read before writing again."""
+
+
+class PermanentError(GraphError):
+    pass

@@ -1,0 +1,232 @@
+"""Read input files into one tidy frame: one row per (input row, phone type).
+
+Columns of the frame: `row` (the line number a spreadsheet shows, header = 1), `user`,
+`phoneType`, `raw` (the cell as written, "" for a blank cell), `region` and `error`
+(why the row can't be used, e.g. an unknown phoneType).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import InputError
+from .model import PhoneType
+from .normalize import normalize_region
+from .planner import user_key
+
+__all__ = ["TIDY_COLUMNS", "read_input", "read_users", "read_table"]
+
+TIDY_COLUMNS = ["row", "user", "phoneType", "raw", "region", "error"]
+
+_ALIASES = {
+    "user": {"user", "userprincipalname", "upn", "objectid", "id", "userid", "username", "signinname"},
+    "region": {"region", "country", "countrycode", "usagelocation", "regioncode"},
+    "phoneType": {"phonetype", "type", "methodtype", "authenticationphonetype"},
+    "phoneNumber": {"phonenumber", "number", "phone", "value"},
+    PhoneType.MOBILE.value: {"mobile", "mobilephone", "mobilenumber", "cell", "cellphone", "authenticationphone"},
+    PhoneType.ALTERNATE_MOBILE.value: {
+        "alternatemobile",
+        "alternatemobilephone",
+        "alternatemobilenumber",
+        "altmobile",
+        "alternateauthenticationphone",
+    },
+    PhoneType.OFFICE.value: {"office", "officephone", "officenumber", "businessphone", "telephonenumber", "workphone"},
+}
+_PHONE_TYPE_WORDS = {
+    re.sub(r"[^a-z]", "", alias): phone_type
+    for phone_type in PhoneType
+    for alias in _ALIASES[phone_type.value] | {phone_type.value}
+}
+
+
+def read_input(path: str | Path) -> pd.DataFrame:
+    """Read a wide or long input file into the tidy frame."""
+    path = Path(path)
+    table = read_table(path)
+    columns = _match_columns(path, table.columns)
+    if "user" not in columns:
+        raise InputError(
+            f"{path}: no user column (found: {_list(table.columns)}). "
+            "Fix: name the column holding UPNs or object ids 'user' (or userPrincipalName, upn, objectId)."
+        )
+    rows = _row_numbers(table)
+    if "phoneType" in columns and "phoneNumber" in columns:
+        tidy = _from_long(table, columns, rows)
+    else:
+        phone_columns = [t for t in PhoneType if t.value in columns]
+        if not phone_columns:
+            raise InputError(
+                f"{path}: no phone columns (found: {_list(table.columns)}). "
+                "Fix: add columns mobile, alternateMobile and/or office (wide shape), "
+                "or phoneType and phoneNumber (long shape)."
+            )
+        tidy = _from_wide(table, columns, rows, phone_columns)
+    return tidy.sort_values(["row", "phoneType"], key=_type_order_key, kind="stable").reset_index(drop=True)
+
+
+def read_users(path: str | Path) -> dict[str, str]:
+    """Read a users file: lower-cased user -> default region ("" when none given)."""
+    path = Path(path)
+    table = read_table(path)
+    columns = _match_columns(path, table.columns)
+    if "user" not in columns:
+        raise InputError(
+            f"{path}: no user column (found: {_list(table.columns)}). "
+            "Fix: a users file needs a 'user' column (UPN or object id) and optionally 'region' or 'usageLocation'."
+        )
+    users: dict[str, str] = {}
+    regions = table[columns["region"]] if "region" in columns else [""] * len(table)
+    for line, user, region_text in zip(_row_numbers(table), table[columns["user"]], regions):
+        if not user.strip():
+            continue
+        region, error = normalize_region(region_text)
+        if error:
+            raise InputError(f"{path}, row {line}: {error}")
+        users[user_key(user)] = region
+    return users
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read CSV (comma, semicolon or tab; UTF-8 with or without BOM, UTF-16) or .xlsx as text."""
+    if not path.exists():
+        raise InputError(f"{path}: file not found. Fix: check the path and the current folder.")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a file. Fix: give the CSV or .xlsx file inside it.")
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        table = _read_excel(path)
+    elif suffix == ".xls":
+        raise InputError(f"{path}: old .xls workbooks are not supported. Fix: save it as .xlsx or CSV UTF-8.")
+    else:
+        table = _read_csv(path)
+    table.columns = [str(c).strip() for c in table.columns]
+    return table.fillna("").astype(str)
+
+
+def _read_excel(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_excel(path, dtype=str, keep_default_na=False, na_filter=False)
+    except Exception as exc:  # openpyxl raises many unrelated types for a broken workbook
+        raise InputError(f"{path}: can't read this workbook ({exc}). Fix: open it in Excel and save it again as .xlsx.") from exc
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    text = _decode(path)
+    if not text.strip():
+        raise InputError(f"{path}: the file is empty. Fix: export it again with a header row and data.")
+    header = text.splitlines()[0]
+    separator = max([",", ";", "\t"], key=header.count)
+    try:
+        return pd.read_csv(
+            io.StringIO(text),
+            sep=separator,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+        )
+    except pd.errors.ParserError as exc:
+        raise InputError(f"{path}: not a well-formed CSV ({exc}). Fix: check quoting and the number of columns on that line.") from exc
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if b"\x00" in data[:4096]:
+        raise InputError(f"{path}: this is a binary file, not CSV. Fix: give a CSV or .xlsx file.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.start}). Fix: in Excel use Save As → 'CSV UTF-8 (Comma delimited)'."
+        ) from exc
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _match_columns(path: Path, names) -> dict[str, str]:
+    """Map each canonical column to the file's column name, case-insensitively with aliases."""
+    found: dict[str, str] = {}
+    for name in names:
+        key = _key(name)
+        for canonical, aliases in _ALIASES.items():
+            if key in aliases or key == _key(canonical):
+                if canonical in found:
+                    raise InputError(
+                        f"{path}: columns {found[canonical]!r} and {name!r} both mean {canonical}. Fix: keep one of them."
+                    )
+                found[canonical] = name
+    return found
+
+
+def _row_numbers(table: pd.DataFrame) -> list[int]:
+    # Line 1 is the header, so the first data row is row 2, as a spreadsheet shows it.
+    return [index + 2 for index in range(len(table))]
+
+
+def _blank_rows(table: pd.DataFrame) -> pd.Series:
+    return table.apply(lambda column: column.str.strip() == "").all(axis=1)
+
+
+def _from_wide(table: pd.DataFrame, columns: dict[str, str], rows: list[int], phone_types) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "row": rows,
+            "user": table[columns["user"]].str.strip(),
+            "region": table[columns["region"]].str.strip() if "region" in columns else "",
+        }
+    )
+    for phone_type in phone_types:
+        frame[phone_type.value] = table[columns[phone_type.value]]
+    frame = frame[~_blank_rows(table).to_numpy()]
+    tidy = frame.melt(
+        id_vars=["row", "user", "region"],
+        value_vars=[t.value for t in phone_types],
+        var_name="phoneType",
+        value_name="raw",
+    )
+    tidy["raw"] = tidy["raw"].str.strip()
+    tidy["error"] = ""
+    tidy.loc[tidy["user"] == "", "error"] = "no user on this row: fill in the UPN or object id"
+    return tidy[TIDY_COLUMNS]
+
+
+def _from_long(table: pd.DataFrame, columns: dict[str, str], rows: list[int]) -> pd.DataFrame:
+    keep = ~_blank_rows(table).to_numpy()
+    written_types = table[columns["phoneType"]].str.strip()
+    phone_types = [_PHONE_TYPE_WORDS.get(re.sub(r"[^a-z]", "", word.lower())) for word in written_types]
+    tidy = pd.DataFrame(
+        {
+            "row": rows,
+            "user": table[columns["user"]].str.strip(),
+            "phoneType": [t.value if t else written for t, written in zip(phone_types, written_types)],
+            "raw": table[columns["phoneNumber"]].str.strip(),
+            "region": table[columns["region"]].str.strip() if "region" in columns else "",
+            "error": "",
+        }
+    )
+    unknown = [t is None for t in phone_types]
+    tidy.loc[unknown, "error"] = [
+        f"unknown phoneType {word!r}: use mobile, alternateMobile or office" for word in written_types[unknown]
+    ]
+    tidy.loc[tidy["user"] == "", "error"] = "no user on this row: fill in the UPN or object id"
+    return tidy[keep][TIDY_COLUMNS]
+
+
+def _type_order_key(column: pd.Series) -> pd.Series:
+    if column.name != "phoneType":
+        return column
+    order = {t.value: i for i, t in enumerate(PhoneType)}
+    return column.map(lambda value: order.get(value, len(order)))
+
+
+def _list(names) -> str:
+    return ", ".join(repr(str(n)) for n in names) or "none"

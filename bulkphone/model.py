@@ -1,0 +1,89 @@
+"""Small value types shared by every step of the pipeline."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Action",
+    "Mode",
+    "PhoneMethod",
+    "PhoneType",
+    "Status",
+    "METHOD_IDS",
+]
+
+
+class PhoneType(str, enum.Enum):
+    MOBILE = "mobile"
+    ALTERNATE_MOBILE = "alternateMobile"
+    OFFICE = "office"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def method_id(self) -> str:
+        return METHOD_IDS[self]
+
+    @classmethod
+    def from_method_id(cls, method_id: str) -> PhoneType:
+        for phone_type, known in METHOD_IDS.items():
+            if known == method_id:
+                return phone_type
+        raise ValueError(f"unknown phone method id {method_id!r}")
+
+
+# Graph gives each phone type a fixed method id, the same in every tenant.
+METHOD_IDS: dict[PhoneType, str] = {
+    PhoneType.MOBILE: "3179e48a-750b-4051-897c-87b9720928f7",
+    PhoneType.ALTERNATE_MOBILE: "b6332ec1-7057-4abe-9331-3d72feddfe41",
+    PhoneType.OFFICE: "e37fc753-ff3b-4958-9484-eaa9425c82bc",
+}
+
+
+class Mode(str, enum.Enum):
+    """How a blank cell and an existing number are treated."""
+
+    UPSERT = "upsert"
+    CREATE_ONLY = "create-only"
+    SYNC = "sync"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Action(str, enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    NOOP = "noop"
+    SKIP = "skip"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def writes(self) -> bool:
+        return self in (Action.CREATE, Action.UPDATE, Action.DELETE)
+
+
+class Status(str, enum.Enum):
+    PLANNED = "planned"
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class PhoneMethod:
+    """A phone method as Graph returns it."""
+
+    phone_type: PhoneType
+    phone_number: str
+    sms_sign_in_state: str = ""
+    extra: dict = field(default_factory=dict, compare=False)

@@ -1,0 +1,173 @@
+"""Turn a number as people write it into Graph's `+<cc> <number>[x<ext>]`, or say why not."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
+
+__all__ = ["Normalized", "canonical", "is_masked", "normalize_number", "normalize_region"]
+
+# Graph's own format: one space after the country code, digits, optional x + extension.
+GRAPH_FORMAT = re.compile(r"^\+(\d{1,3}) (\d+)(?:x(\d+))?$")
+MASKED = re.compile(r"[Xx*•]{2,}")
+SCIENTIFIC = re.compile(r"^\+?\d(?:[.,]\d+)?[eE]\+?\d+$")
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
+
+NO_REGION = "no region: add a region column or --default-region"
+
+_MOBILE_CAPABLE = {
+    PhoneNumberType.MOBILE,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    PhoneNumberType.PAGER,
+    PhoneNumberType.UNKNOWN,
+}
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """The outcome for one raw value: a number, a reason it has none, or blank."""
+
+    number: str = ""
+    region: str = ""
+    number_type: str = ""
+    error: str = ""
+
+    @property
+    def blank(self) -> bool:
+        return not self.number and not self.error
+
+    @property
+    def can_receive_sms(self) -> bool:
+        return self.number_type in {t.name.lower() for t in _MOBILE_CAPABLE}
+
+
+def normalize_region(value: str | None) -> tuple[str, str]:
+    """Return (region, error) for a user-supplied two-letter region code."""
+    region = (value or "").strip().upper()
+    if not region:
+        return "", ""
+    if region in phonenumbers.SUPPORTED_REGIONS:
+        return region, ""
+    return "", f"unknown region {value.strip()!r}: use a two-letter ISO code such as GB or US"
+
+
+def is_masked(value: str) -> bool:
+    """Graph masks numbers for some delegated callers, e.g. `+1 XXXXXXXX00`."""
+    return bool(MASKED.search(value or ""))
+
+
+def canonical(value: str) -> str:
+    """The comparable form of a number Graph already stores (legacy shapes included)."""
+    value = (value or "").strip()
+    if not value or is_masked(value):
+        return value
+    result = normalize_number(value, "")
+    return result.number or value
+
+
+def normalize_number(raw: str | None, region: str) -> Normalized:
+    text = _clean(raw)
+    if not text:
+        return Normalized()
+    if SCIENTIFIC.match(text):
+        return Normalized(
+            error=f"Excel scientific notation lost digits ({text}): format the column as text and export again"
+        )
+    if not region and text.startswith("00"):
+        text = "+" + text[2:]
+    if not region and not text.startswith("+"):
+        return Normalized(error=NO_REGION)
+    try:
+        parsed = phonenumbers.parse(text, region or None)
+    except NumberParseException as exc:
+        return Normalized(error=_parse_error_reason(exc, text, region))
+    return _validate(parsed, region)
+
+
+def _clean(raw: str | None) -> str:
+    if raw is None:
+        return ""
+    # NFKC folds full-width digits and the many non-breaking spaces into ASCII.
+    text = unicodedata.normalize("NFKC", str(raw)).translate(INVISIBLE)
+    text = " ".join(text.split())
+    if text.lower() in {"nan", "none", "null", "n/a", "-"}:
+        return ""
+    return text
+
+
+def _parse_error_reason(exc: NumberParseException, text: str, region: str) -> str:
+    kind = exc.error_type
+    if kind == NumberParseException.INVALID_COUNTRY_CODE:
+        if text.startswith("+"):
+            digits = re.sub(r"\D", "", text)[:3]
+            return f"country code {digits} does not exist: check the digits after +"
+        return NO_REGION
+    if kind in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
+        return f"too short{_for(region)}"
+    if kind == NumberParseException.TOO_LONG:
+        return f"too long{_for(region)}"
+    return f"not a phone number ({text!r})"
+
+
+def _for(region: str) -> str:
+    return f" for {region}" if region else ""
+
+
+def _validate(parsed: phonenumbers.PhoneNumber, given_region: str) -> Normalized:
+    national = phonenumbers.national_significant_number(parsed)
+    number_region = phonenumbers.region_code_for_number(parsed) or ""
+    region_for_message = number_region or _main_region(parsed.country_code) or given_region
+    if phonenumbers.is_possible_number_with_reason(parsed) == ValidationResult.INVALID_COUNTRY_CODE:
+        return Normalized(error=f"country code {parsed.country_code} does not exist: check the digits after +")
+    if not phonenumbers.is_valid_number(parsed):
+        return Normalized(error=_invalid_reason(parsed, national, region_for_message))
+    number = f"+{parsed.country_code} {national}"
+    if parsed.extension:
+        number += f"x{parsed.extension}"
+    number_type = phonenumbers.number_type(parsed)
+    return Normalized(number=number, region=number_region, number_type=_type_name(number_type))
+
+
+def _main_region(country_code: int) -> str:
+    return phonenumbers.region_code_for_country_code(country_code) if country_code else ""
+
+
+def _invalid_reason(parsed: phonenumbers.PhoneNumber, national: str, region: str) -> str:
+    lengths = _subscriber_lengths(region)
+    digits = len(national)
+    if lengths and digits < lengths[0]:
+        word = "too short"
+    elif lengths and digits > lengths[-1]:
+        word = "too long"
+    else:
+        return f"not a valid number for {region} (+{parsed.country_code} {national}): check the digits"
+    return f"{word} for {region} ({digits} digits, needs {_describe(lengths)})"
+
+
+def _subscriber_lengths(region: str) -> list[int]:
+    """Lengths of real subscriber numbers (fixed line and mobile), not short codes."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region) if region else None
+    if metadata is None:
+        return []
+    lengths: set[int] = set()
+    for desc in (metadata.fixed_line, metadata.mobile):
+        if desc is not None and desc.possible_length:
+            lengths.update(n for n in desc.possible_length if n > 0)
+    return sorted(lengths)
+
+
+def _describe(lengths: list[int]) -> str:
+    if len(lengths) > 1 and lengths == list(range(lengths[0], lengths[-1] + 1)):
+        return f"{lengths[0]}–{lengths[-1]}"
+    return " or ".join(str(n) for n in lengths)
+
+
+def _type_name(number_type: int) -> str:
+    for name, value in vars(PhoneNumberType).items():
+        if value == number_type and name.isupper():
+            return name.lower()
+    return "unknown"

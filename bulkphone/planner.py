@@ -1,0 +1,248 @@
+"""Desired cells + current Graph state -> ordered changes. Pure: no I/O.
+
+Every input cell becomes exactly one PlanItem, so the report accounts for every row.
+Execution order per user follows Graph's rules: creates and updates first (mobile before
+alternateMobile, so an alternate always has its mobile), then deletes (alternateMobile
+before mobile). A number moving between types is therefore created on its new type
+before it is deleted from the old one, and the user is never left without it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
+
+from .model import Action, Mode, PhoneMethod, PhoneType, Status
+from .normalize import canonical, is_masked
+
+__all__ = ["Cell", "Plan", "PlanItem", "UserState", "build_plan", "user_key"]
+
+MASKED_REASON = (
+    "current number {current} is masked, so it can't be compared: sign in with an application "
+    "permission (UserAuthenticationMethod.ReadWrite.All) instead of a delegated admin"
+)
+ALTERNATE_NEEDS_MOBILE = "alternateMobile needs a mobile (Graph rule): give this user a mobile number too"
+MOBILE_KEEPS_ALTERNATE = (
+    "can't delete mobile while alternateMobile stays (Graph rule): clear alternateMobile too, or keep the mobile"
+)
+
+_CREATE_ORDER = [PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE]
+_DELETE_ORDER = list(reversed(_CREATE_ORDER))
+
+
+def user_key(user: str) -> str:
+    """UPNs are case-insensitive in Entra ID, and so are object ids."""
+    return user.strip().lower()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One desired (user, phoneType) value from one input row, already normalised."""
+
+    row: int
+    user: str
+    phone_type: str
+    raw: str = ""
+    region: str = ""
+    number: str = ""
+    error: str = ""
+    warning: str = ""
+    excluded: str = ""  # why the run leaves this row out on purpose (e.g. not in the users file)
+
+    @property
+    def blank(self) -> bool:
+        return not self.number and not self.error
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What Graph holds for one user, or why it could not be read."""
+
+    methods: Mapping[PhoneType, PhoneMethod] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def found(self) -> bool:
+        return not self.error
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    row: int
+    user: str
+    phone_type: str
+    action: Action
+    number: str = ""
+    current: str = ""
+    raw: str = ""
+    region: str = ""
+    error: str = ""
+    warning: str = ""
+    note: str = ""
+
+    @property
+    def status(self) -> Status:
+        return Status.SKIPPED if self.action is Action.SKIP else Status.PLANNED
+
+    @property
+    def key(self) -> str:
+        return user_key(self.user)
+
+    @property
+    def type(self) -> PhoneType:
+        return PhoneType(self.phone_type)
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: Mode
+    items: tuple[PlanItem, ...]  # report order: by input row, then phone type
+
+    def changes_by_user(self) -> list[list[PlanItem]]:
+        """Writes grouped per user, in the order Graph needs them."""
+        groups: dict[str, list[PlanItem]] = defaultdict(list)
+        for item in self.items:
+            if item.action.writes:
+                groups[item.key].append(item)
+        return [sorted(group, key=_execution_rank) for group in groups.values()]
+
+    def counts(self) -> dict[str, int]:
+        counts = {action.value: 0 for action in Action}
+        for item in self.items:
+            counts[item.action.value] += 1
+        return counts
+
+    @property
+    def write_count(self) -> int:
+        return sum(1 for item in self.items if item.action.writes)
+
+
+def build_plan(cells: Iterable[Cell], current: Mapping[str, UserState], mode: Mode = Mode.UPSERT) -> Plan:
+    cells = list(cells)
+    decided: dict[int, PlanItem] = {}
+    by_target: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, cell in enumerate(cells):
+        if cell.excluded:
+            decided[index] = _item(cell, Action.SKIP, note=cell.excluded)
+        elif cell.error:
+            decided[index] = _item(cell, Action.SKIP, error=cell.error)
+        else:
+            by_target[(user_key(cell.user), cell.phone_type)].append(index)
+
+    per_user: dict[str, dict[PhoneType, int]] = defaultdict(dict)
+    for (key, phone_type), indexes in by_target.items():
+        primary = _resolve_duplicates(cells, indexes, decided)
+        if primary is not None:
+            per_user[key][PhoneType(phone_type)] = primary
+
+    for key, targets in per_user.items():
+        state = current.get(key)
+        if state is None or not state.found:
+            error = state.error if state is not None else "user's current methods were not read"
+            for index in targets.values():
+                decided[index] = _item(cells[index], Action.SKIP, error=error)
+            continue
+        items = {t: _decide(cells[i], state.methods.get(t), mode) for t, i in targets.items()}
+        items = _enforce_alternate_needs_mobile(items, state)
+        for phone_type, index in targets.items():
+            decided[index] = items[phone_type]
+
+    ordered = sorted(decided.items(), key=lambda pair: (cells[pair[0]].row, _type_rank(cells[pair[0]].phone_type)))
+    return Plan(mode=mode, items=tuple(item for _, item in ordered))
+
+
+def _resolve_duplicates(cells: list[Cell], indexes: list[int], decided: dict[int, PlanItem]) -> int | None:
+    """Pick the one cell that speaks for a (user, phoneType); decide the others. None on conflict."""
+    with_number = [i for i in indexes if cells[i].number]
+    numbers = {cells[i].number for i in with_number}
+    if len(numbers) > 1:
+        rows = _rows(cells, with_number)
+        for i in with_number:
+            decided[i] = _item(
+                cells[i],
+                Action.SKIP,
+                error=f"conflict: rows {rows} give different {cells[i].phone_type} numbers for this user: keep one",
+            )
+        for i in indexes:
+            if i not in decided:
+                decided[i] = _item(cells[i], Action.SKIP, note=f"blank; rows {rows} conflict")
+        return None
+    primary = with_number[0] if with_number else indexes[0]
+    for i in indexes:
+        if i != primary:
+            why = "blank here" if cells[i].blank and cells[primary].number else "duplicate"
+            decided[i] = _item(cells[i], Action.NOOP, note=f"{why}; row {cells[primary].row} decides this {cells[i].phone_type}")
+    return primary
+
+
+def _decide(cell: Cell, current: PhoneMethod | None, mode: Mode) -> PlanItem:
+    current_number = current.phone_number if current else ""
+    item = _item(cell, Action.NOOP, current=current_number)
+    if cell.blank:
+        if mode is Mode.SYNC and current:
+            if is_masked(current_number):
+                return replace(item, action=Action.SKIP, error=MASKED_REASON.format(current=current_number))
+            return replace(item, action=Action.DELETE, note="blank cell in sync mode")
+        return replace(item, note="blank cell: left as it is" if current else "blank cell")
+    if current is None:
+        return replace(item, action=Action.CREATE)
+    if mode is Mode.CREATE_ONLY:
+        same = canonical(current_number) == cell.number
+        return replace(item, note="" if same else "create-only: this type already has a number")
+    if is_masked(current_number):
+        return replace(item, action=Action.SKIP, error=MASKED_REASON.format(current=current_number))
+    if canonical(current_number) == cell.number:
+        return item
+    return replace(item, action=Action.UPDATE)
+
+
+def _enforce_alternate_needs_mobile(items: dict[PhoneType, PlanItem], state: UserState) -> dict[PhoneType, PlanItem]:
+    def has_after(phone_type: PhoneType) -> bool:
+        item = items.get(phone_type)
+        if item is None or item.action in (Action.NOOP, Action.SKIP):
+            return phone_type in state.methods
+        return item.action is not Action.DELETE
+
+    if not has_after(PhoneType.ALTERNATE_MOBILE) or has_after(PhoneType.MOBILE):
+        return items
+    fixed = dict(items)
+    mobile = items.get(PhoneType.MOBILE)
+    if mobile is not None and mobile.action is Action.DELETE:
+        fixed[PhoneType.MOBILE] = replace(mobile, action=Action.SKIP, error=MOBILE_KEEPS_ALTERNATE)
+    alternate = items.get(PhoneType.ALTERNATE_MOBILE)
+    if alternate is not None and alternate.action is Action.CREATE and PhoneType.MOBILE not in state.methods:
+        fixed[PhoneType.ALTERNATE_MOBILE] = replace(alternate, action=Action.SKIP, error=ALTERNATE_NEEDS_MOBILE)
+    return fixed
+
+
+def _item(cell: Cell, action: Action, **fields) -> PlanItem:
+    return PlanItem(
+        row=cell.row,
+        user=cell.user,
+        phone_type=cell.phone_type,
+        action=action,
+        number=cell.number,
+        raw=cell.raw,
+        region=cell.region,
+        warning=cell.warning,
+        **fields,
+    )
+
+
+def _rows(cells: list[Cell], indexes: list[int]) -> str:
+    rows = [str(cells[i].row) for i in indexes]
+    return ", ".join(rows[:-1]) + " and " + rows[-1]
+
+
+def _type_rank(phone_type: str) -> int:
+    try:
+        return _CREATE_ORDER.index(PhoneType(phone_type))
+    except ValueError:
+        return len(_CREATE_ORDER)
+
+
+def _execution_rank(item: PlanItem) -> tuple[int, int]:
+    if item.action is Action.DELETE:
+        return (1, _DELETE_ORDER.index(item.type))
+    return (0, _CREATE_ORDER.index(item.type))

@@ -1,0 +1,75 @@
+"""Two ways to reach a SimTenant: in-process (an httpx transport) or over a loopback socket."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+
+from .tenant import SimTenant
+
+__all__ = ["SimTransport", "serve"]
+
+
+class SimTransport(httpx.BaseTransport):
+    """Hands each request to the tenant in-process, like httpx.MockTransport.
+
+    A dropped connection surfaces exactly as httpx reports one from a real socket.
+    """
+
+    def __init__(self, tenant: SimTenant) -> None:
+        self.tenant = tenant
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self.tenant.handle(request.method, request.url.path, dict(request.headers), request.read())
+        if answer.drop:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        headers = dict(answer.headers)
+        if answer.body is not None:
+            headers["content-type"] = "application/json"
+        return httpx.Response(answer.status, headers=headers, content=answer.content(), request=request)
+
+
+@contextlib.contextmanager
+def serve(tenant: SimTenant, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve the tenant on a loopback port for the duration of the block; yields the base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            answer = tenant.handle(self.command, urlsplit(self.path).path, dict(self.headers.items()), body)
+            if answer.drop:
+                self.close_connection = True
+                return
+            content = answer.content()
+            self.send_response(answer.status)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            if answer.body is not None:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, format: str, *args) -> None:  # keep test and demo output clean
+            pass
+
+    server = ThreadingHTTPServer((host, 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
