@@ -50,6 +50,15 @@ class GraphClient:
         self.writes = 0
         self.throttled = 0
 
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     # ---- reads ----
     def list_phone_methods(self, user: str) -> dict[PhoneType, PhoneMethod]:
         body = self._read(f"{self._user(user)}/authentication/phoneMethods")

@@ -77,6 +77,8 @@ def normalize_number(raw: str | None, region: str) -> Normalized:
         return Normalized(
             error=f"Excel scientific notation lost digits ({text}): format the column as text and export again"
         )
+    if text.lower().startswith("tel:"):
+        text = text[4:]
     if not region and text.startswith("00"):
         text = "+" + text[2:]
     if not region and not text.startswith("+"):

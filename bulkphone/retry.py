@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
-from tenacity import RetryCallState, Retrying, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, stop_after_attempt, stop_after_delay, wait_exponential, wait_random
 
 from .clock import Clock, SystemClock
 from .errors import GraphError, NotFoundError, ThrottledError, TransientError
@@ -53,7 +53,8 @@ class RetryPolicy:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, GraphError) and exc.retry_after is not None:
             return exc.retry_after
-        return wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait, jitter=self.initial_wait)(state)
+        backoff = wait_exponential(multiplier=self.initial_wait, max=self.max_wait) + wait_random(0, self.initial_wait)
+        return backoff(state)
 
     def _count(self, state: RetryCallState) -> None:
         self.retries += 1

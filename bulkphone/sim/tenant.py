@@ -118,6 +118,7 @@ class SimTenant:
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status or drop)
         self.injected: dict[str, int] = {"503": 0, "500": 0, DROP_BEFORE: 0, DROP_AFTER: 0, "429": 0, "404-fresh": 0}
         self._random = random.Random(self.faults.seed)
+        self._forced: list[tuple[str, str | None]] = []
         self._lock = threading.RLock()
         self._write_bucket = _Bucket(self.faults.writes_per_second, self.clock) if self.faults.writes_per_second else None
         self._read_bucket = _Bucket(self.faults.reads_per_second, self.clock) if self.faults.reads_per_second else None
@@ -174,7 +175,7 @@ class SimTenant:
             return _forbidden()
         if not is_write and not (principal.permissions & (READ_PERMISSIONS | {"User.Read.All"})):
             return _forbidden()
-        fault = self._roll_fault(is_write)
+        fault = self._roll_fault(method, is_write)
         if fault is not None and fault.drop != DROP_AFTER:
             return fault
         throttled = self._throttle(is_write)
@@ -203,7 +204,25 @@ class SimTenant:
             return _error(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
         return principal
 
-    def _roll_fault(self, is_write: bool) -> SimResponse | None:
+    def fail_next(self, fault: str, method: str | None = None, times: int = 1) -> None:
+        """Force `fault` ("503", "500", DROP_BEFORE, DROP_AFTER) on the next matching request(s)."""
+        with self._lock:
+            self._forced.extend([(fault, method.upper() if method else None)] * times)
+
+    def _forced_fault(self, method: str) -> SimResponse | None:
+        for index, (fault, wanted) in enumerate(self._forced):
+            if wanted in (None, method):
+                del self._forced[index]
+                self.injected[fault] += 1
+                if fault in (DROP_BEFORE, DROP_AFTER):
+                    return SimResponse(0, drop=fault)
+                return _error(int(fault), "serviceNotAvailable", "Injected fault.")
+        return None
+
+    def _roll_fault(self, method: str, is_write: bool) -> SimResponse | None:
+        forced = self._forced_fault(method)
+        if forced is not None:
+            return forced
         f = self.faults
         roll = self._random.random()
         for name, chance in (("503", f.error_503), ("500", f.error_500), (DROP_BEFORE, f.drop_before)):

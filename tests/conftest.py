@@ -1,0 +1,53 @@
+import textwrap
+
+import pytest
+
+import bulkphone
+from bulkphone.clock import FakeClock
+from bulkphone.retry import RetryPolicy
+from bulkphone.sim import APP_TOKEN, SimTenant, SimTransport
+
+GRAPH = "https://graph.test"
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch):
+    for name in ("BULKPHONE_ACCESS_TOKEN", "BULKPHONE_CLIENT_SECRET", "BULKPHONE_TENANT_ID", "BULKPHONE_CLIENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def tenant(clock):
+    return SimTenant(clock=clock)
+
+
+def make_client(tenant, clock, token=APP_TOKEN, **kwargs):
+    return bulkphone.connect(
+        bulkphone.StaticToken(token),
+        graph_url=GRAPH,
+        transport=SimTransport(tenant),
+        policy=RetryPolicy(clock=clock),
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def client(tenant, clock):
+    return make_client(tenant, clock)
+
+
+@pytest.fixture
+def write_file(tmp_path):
+    """Write a dedented text file into tmp_path and return its path."""
+
+    def write(name, text, encoding="utf-8"):
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding=encoding)
+        return path
+
+    return write

@@ -1,0 +1,162 @@
+"""The simulated tenant enforces every rule of shared/graph-phone-methods.md."""
+
+import httpx
+import pytest
+
+from bulkphone.model import METHOD_IDS, PhoneType
+from bulkphone.sim import APP_TOKEN, Faults, Principal, SimTenant, SimTransport
+
+MOBILE_ID = METHOD_IDS[PhoneType.MOBILE]
+ALT_ID = METHOD_IDS[PhoneType.ALTERNATE_MOBILE]
+BASE = "https://graph.test/v1.0/users/ann@contoso.com/authentication/phoneMethods"
+
+
+@pytest.fixture
+def ann(tenant):
+    return tenant.add_user("ann@contoso.com")
+
+
+@pytest.fixture
+def http(tenant):
+    return httpx.Client(transport=SimTransport(tenant), headers={"Authorization": f"Bearer {APP_TOKEN}"})
+
+
+def post(http, phone_type, number, url=BASE):
+    return http.post(url, json={"phoneType": phone_type, "phoneNumber": number})
+
+
+def test_create_list_update_delete(http, tenant, ann):
+    created = post(http, "mobile", "+1 4255550100")
+    assert created.status_code == 201
+    assert created.json()["id"] == MOBILE_ID
+    assert http.get(BASE).json()["value"][0]["phoneNumber"] == "+1 4255550100"
+    assert http.patch(f"{BASE}/{MOBILE_ID}", json={"phoneType": "mobile", "phoneNumber": "+1 4255550101"}).status_code == 204
+    assert http.delete(f"{BASE}/{MOBILE_ID}").status_code == 204
+    assert tenant.state() == {"ann@contoso.com": {}}
+    assert [w["kind"] for w in tenant.writes] == ["create", "update", "delete"]
+
+
+def test_user_can_be_addressed_by_object_id(http, tenant, ann):
+    assert post(http, "office", "+1 4255550199", url=BASE.replace("ann@contoso.com", ann.id)).status_code == 201
+    assert tenant.state()["ann@contoso.com"] == {"office": "+1 4255550199"}
+
+
+@pytest.mark.parametrize("number", ["+14255550100", "425 555 0100", "+1 (425) 555-0100", "+1 4255550100 x12", "+1-4255550100"])
+def test_numbers_not_in_graph_format_are_rejected(http, tenant, ann, number):
+    assert post(http, "mobile", number).status_code == 400
+    assert tenant.writes == []
+
+
+def test_only_one_method_per_type(http, ann):
+    assert post(http, "mobile", "+1 4255550100").status_code == 201
+    response = post(http, "mobile", "+1 4255550101")
+    assert response.status_code == 400
+    assert "already exists" in response.json()["error"]["message"]
+
+
+def test_alternate_mobile_needs_a_mobile_and_mobile_cannot_go_first(http, tenant, ann):
+    assert post(http, "alternateMobile", "+1 4255550101").status_code == 400
+    post(http, "mobile", "+1 4255550100")
+    assert post(http, "alternateMobile", "+1 4255550101").status_code == 201
+    assert http.delete(f"{BASE}/{MOBILE_ID}").status_code == 400
+    assert http.delete(f"{BASE}/{ALT_ID}").status_code == 204
+    assert http.delete(f"{BASE}/{MOBILE_ID}").status_code == 204
+
+
+def test_patch_cannot_change_the_type(http, ann):
+    post(http, "mobile", "+1 4255550100")
+    assert http.patch(f"{BASE}/{MOBILE_ID}", json={"phoneType": "office", "phoneNumber": "+1 4255550100"}).status_code == 400
+
+
+def test_beta_patch_returns_the_object(http, ann):
+    post(http, "mobile", "+1 4255550100")
+    response = http.patch(f"{BASE.replace('v1.0', 'beta')}/{MOBILE_ID}", json={"phoneType": "mobile", "phoneNumber": "+1 4255550101"})
+    assert response.status_code == 200 and response.json()["phoneNumber"] == "+1 4255550101"
+
+
+def test_default_method_cannot_be_deleted(http, tenant):
+    tenant.add_user("ann@contoso.com", {"mobile": "+1 4255550100"}, default_method="mobile")
+    response = http.delete(f"{BASE}/{MOBILE_ID}")
+    assert response.status_code == 400 and "default" in response.json()["error"]["message"]
+
+
+def test_duplicate_mobile_is_saved_with_phone_number_not_unique(http, tenant, ann):
+    tenant.add_user("bob@contoso.com", {"mobile": "+1 (425) 555-0100"})
+    response = post(http, "mobile", "+1 4255550100")
+    assert response.status_code == 201 and response.json()["smsSignInState"] == "phoneNumberNotUnique"
+    assert tenant.state()["ann@contoso.com"] == {"mobile": "+1 4255550100"}
+
+
+def test_fresh_user_answers_404_for_a_while(http, tenant):
+    tenant.add_user("ann@contoso.com", fresh_requests=2)
+    assert [http.get(BASE).status_code for _ in range(3)] == [404, 404, 200]
+
+
+def test_unknown_user_is_404(http, tenant):
+    assert http.get(BASE).status_code == 404
+
+
+def test_delegated_callers_see_masked_numbers(tenant):
+    tenant.add_user("ann@contoso.com", {"mobile": "+1 4255550100"})
+    tenant.tokens["admin"] = Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All"}), delegated=True)
+    http = httpx.Client(transport=SimTransport(tenant), headers={"Authorization": "Bearer admin"})
+    assert http.get(BASE).json()["value"][0]["phoneNumber"] == "+1 XXXXXXXX00"
+
+
+def test_401_without_a_valid_token_and_403_without_write_permission(tenant, ann):
+    tenant.tokens["reader"] = Principal(frozenset({"UserAuthenticationMethod.Read.All"}))
+    assert httpx.Client(transport=SimTransport(tenant)).get(BASE).status_code == 401
+    assert httpx.Client(transport=SimTransport(tenant), headers={"Authorization": "Bearer nope"}).get(BASE).status_code == 401
+    reader = httpx.Client(transport=SimTransport(tenant), headers={"Authorization": "Bearer reader"})
+    assert reader.get(BASE).status_code == 200
+    forbidden = post(reader, "mobile", "+1 4255550100")
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "Authorization_RequestDenied"
+    assert tenant.writes == []
+
+
+def test_writes_over_the_rate_get_429_with_retry_after(clock):
+    tenant = SimTenant(clock=clock, faults=Faults(writes_per_second=2))
+    tenant.add_user("ann@contoso.com")
+    http = httpx.Client(transport=SimTransport(tenant), headers={"Authorization": f"Bearer {APP_TOKEN}"})
+    statuses = [post(http, t, "+1 4255550100").status_code for t in ("mobile", "office", "alternateMobile")]
+    assert statuses == [201, 201, 429]
+    throttled = post(http, "alternateMobile", "+1 4255550100")
+    assert throttled.headers["Retry-After"] == "1"
+    clock.sleep(1)
+    assert post(http, "alternateMobile", "+1 4255550101").status_code == 201
+
+
+def test_dropped_connection_after_a_write_still_applies_it(clock):
+    tenant = SimTenant(clock=clock, faults=Faults(drop_after=1.0))
+    tenant.add_user("ann@contoso.com")
+    http = httpx.Client(transport=SimTransport(tenant), headers={"Authorization": f"Bearer {APP_TOKEN}"})
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(http, "mobile", "+1 4255550100")
+    assert tenant.state()["ann@contoso.com"] == {"mobile": "+1 4255550100"}
+
+
+def test_dropped_connection_before_a_write_does_not_apply_it(clock):
+    tenant = SimTenant(clock=clock, faults=Faults(drop_before=1.0))
+    tenant.add_user("ann@contoso.com")
+    http = httpx.Client(transport=SimTransport(tenant), headers={"Authorization": f"Bearer {APP_TOKEN}"})
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(http, "mobile", "+1 4255550100")
+    assert tenant.writes == []
+
+
+def test_batch_answers_each_sub_request(http, tenant, ann):
+    tenant.add_user("bob@contoso.com", {"office": "+1 4255550199"})
+    response = http.post(
+        "https://graph.test/v1.0/$batch",
+        json={
+            "requests": [
+                {"id": "1", "method": "GET", "url": "/users/ann@contoso.com/authentication/phoneMethods"},
+                {"id": "2", "method": "GET", "url": "/users/bob@contoso.com/authentication/phoneMethods"},
+                {"id": "3", "method": "GET", "url": "/users/nobody@contoso.com/authentication/phoneMethods"},
+            ]
+        },
+    )
+    answers = {r["id"]: r for r in response.json()["responses"]}
+    assert answers["1"]["status"] == 200 and answers["1"]["body"]["value"] == []
+    assert answers["2"]["body"]["value"][0]["phoneNumber"] == "+1 4255550199"
+    assert answers["3"]["status"] == 404
