@@ -13,6 +13,7 @@ from . import pipeline, report
 from .auth import token_provider_from_env
 from .clouds import cloud_named
 from .errors import BulkphoneError
+from .executor import INTERRUPTED
 from .model import Mode
 from .throttle import DEFAULT_WRITES_PER_SECOND
 
@@ -21,6 +22,7 @@ EXIT_ROW_PROBLEMS = 1
 EXIT_CONFIG = 2
 EXIT_UNSAFE = 3
 EXIT_CRASH = 4
+EXIT_INTERRUPTED = 130
 
 
 class Exit(Exception):
@@ -43,6 +45,9 @@ def _handled(command):
         except BulkphoneError as exc:
             click.echo(f"bulkphone: {exc}", err=True)
             sys.exit(EXIT_CONFIG)
+        except KeyboardInterrupt:
+            click.echo("bulkphone: interrupted before any change was made", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:
             if os.environ.get("BULKPHONE_DEBUG"):
                 raise
@@ -100,8 +105,8 @@ def normalize(source, report_path, default_region, users) -> int:
 @_handled
 def plan(source, report_path, default_region, users, mode, cloud, graph_url, tenant_id, client_id, max_writes_per_second) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
-    client = _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second)
-    the_plan = pipeline.plan(source, client=client, users=users, default_region=default_region, mode=mode)
+    with _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second) as client:
+        the_plan = pipeline.plan(source, client=client, users=users, default_region=default_region, mode=mode)
     rows = report.plan_rows(the_plan)
     report.write_csv(rows, report_path)
     click.echo(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {client.reads} reads, 0 writes; report: {report_path}")
@@ -114,12 +119,14 @@ def plan(source, report_path, default_region, users, mode, cloud, graph_url, ten
 @_handled
 def apply(source, report_path, default_region, users, mode, cloud, graph_url, tenant_id, client_id, max_writes_per_second) -> int:
     """Plan INPUT against current methods, then make the changes in Graph."""
-    client = _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second)
-    the_plan = pipeline.plan(source, client=client, users=users, default_region=default_region, mode=mode)
-    result = pipeline.apply(the_plan, client=client)
+    with _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second) as client:
+        the_plan = pipeline.plan(source, client=client, users=users, default_region=default_region, mode=mode)
+        result = pipeline.apply(the_plan, client=client)
     rows = report.result_rows(result)
     report.write_csv(rows, report_path)
     click.echo(f"apply ({mode}): {len(rows)} rows: {_counts(report.summarize(rows)['status'])}; {_stats(result.stats)}; report: {report_path}")
+    if result.stopped == INTERRUPTED:
+        raise Exit(EXIT_INTERRUPTED, f"interrupted: {report_path} lists what was done and what was not")
     if result.stopped:
         raise Exit(EXIT_CONFIG, f"run stopped: {result.stopped}")
     return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK

@@ -58,6 +58,9 @@ class StopRun(Exception):
     """A systemic error (401/403): every further request would fail the same way."""
 
 
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+
 def execute(plan: Plan, client: GraphClient) -> RunResult:
     started = time.monotonic()
     outcomes: dict[tuple[int, str], Outcome] = {}
@@ -67,7 +70,7 @@ def execute(plan: Plan, client: GraphClient) -> RunResult:
         elif item.action is Action.NOOP:
             outcomes[(item.row, item.phone_type)] = Outcome(Status.OK, warning=item.warning)
     stopped = ""
-    reconciliations = 0
+    done_writes = 0
     for changes in plan.changes_by_user():
         failed: PlanItem | None = None
         for item in changes:
@@ -80,14 +83,20 @@ def execute(plan: Plan, client: GraphClient) -> RunResult:
                 )
             else:
                 try:
-                    outcome = _apply_change(item, client)
+                    outcome = _apply_change(item, client, first_write=done_writes == 0)
                 except StopRun as exc:
                     stopped = str(exc)
                     outcome = Outcome(Status.FAILED, error=stopped)
+                except KeyboardInterrupt:
+                    stopped = INTERRUPTED
+                    outcome = Outcome(
+                        Status.FAILED, error="interrupted during this change: run plan again to see whether it landed"
+                    )
             if item.warning and not outcome.warning:
                 outcome.warning = item.warning
-            reconciliations += outcome.reconciled
-            if outcome.status is Status.FAILED:
+            if outcome.status is Status.OK:
+                done_writes += 1
+            else:
                 failed = item
             outcomes[(item.row, item.phone_type)] = outcome
     stats = {
@@ -95,13 +104,13 @@ def execute(plan: Plan, client: GraphClient) -> RunResult:
         "writes": client.writes,
         "throttled": client.throttled,
         "retries": client.policy.retries,
-        "reconciled": reconciliations,
+        "reconciled": sum(outcome.reconciled for outcome in outcomes.values()),
         "seconds": round(time.monotonic() - started, 3),
     }
     return RunResult(plan=plan, outcomes=outcomes, stopped=stopped, stats=stats)
 
 
-def _apply_change(item: PlanItem, client: GraphClient) -> Outcome:
+def _apply_change(item: PlanItem, client: GraphClient, *, first_write: bool) -> Outcome:
     outcome = Outcome(Status.OK)
 
     def unknown_outcome(state: RetryCallState) -> bool:
@@ -121,8 +130,19 @@ def _apply_change(item: PlanItem, client: GraphClient) -> Outcome:
                         return _failed(outcome, why)
                 _perform(item, client, outcome)
                 return outcome
-    except (AuthError, ForbiddenError) as exc:
+    except AuthError as exc:
         raise StopRun(_systemic_message(exc)) from exc
+    except ForbiddenError as exc:
+        if first_write:
+            raise StopRun(_systemic_message(exc)) from exc
+        # Other users' writes went through, so the permission is there: this user is protected
+        # (a privileged admin, or the caller's own account).
+        _note_http(outcome, exc)
+        return _failed(
+            outcome,
+            f"{exc.message}: this user's methods need a Privileged Authentication Administrator, "
+            "or this is the signed-in admin's own account (change it in My Sign-Ins instead)",
+        )
     except (AmbiguousWriteError, NotFoundError) as exc:
         # Out of attempts with the outcome still unknown: one last look decides it.
         _note_http(outcome, exc)
@@ -141,7 +161,6 @@ def _apply_change(item: PlanItem, client: GraphClient) -> Outcome:
     except GraphError as exc:
         _note_http(outcome, exc)
         return _failed(outcome, f"gave up after {outcome.attempts} attempts: {exc.message}")
-    return outcome
 
 
 def _perform(item: PlanItem, client: GraphClient, outcome: Outcome) -> None:

@@ -247,3 +247,34 @@ def test_over_a_real_loopback_socket_with_faults(tmp_path):
     assert tenant.injected[DROP_AFTER] > 0 and result.stats["reconciled"] > 0
     assert all(o.status is Status.OK for o in result.outcomes.values())
     assert again.plan.write_count == 0
+
+
+def test_a_403_for_one_user_after_others_succeeded_fails_only_that_row(tenant, clock, write_file):
+    tenant.tokens["admin"] = Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All"}), delegated=True, upn=BOB)
+    for user in (ANN, BOB, "cy@contoso.com"):
+        tenant.add_user(user)
+    path = write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\n{BOB},+1 425 555 0101\ncy@contoso.com,+1 425 555 0102\n")
+    result = bulkphone.apply(path, client=make_client(tenant, clock, token="admin"))
+    assert result.stopped == ""
+    assert [result.outcomes[(row, "mobile")].status for row in (2, 3, 4)] == [Status.OK, Status.FAILED, Status.OK]
+    assert "own account" in result.outcomes[(3, "mobile")].error
+    assert set(tenant.state()) == {ANN, BOB, "cy@contoso.com"} and tenant.state()[BOB] == {}
+
+
+def test_ctrl_c_stops_cleanly_and_accounts_for_every_row(tenant, client, write_file, monkeypatch):
+    for user in (ANN, BOB):
+        tenant.add_user(user)
+    path = write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\n{BOB},+1 425 555 0101\n")
+    plan = bulkphone.plan(path, client=client)
+    real_create = client.create_phone_method
+
+    def create_then_interrupt(user, *args):
+        if user == BOB:
+            raise KeyboardInterrupt
+        return real_create(user, *args)
+
+    monkeypatch.setattr(client, "create_phone_method", create_then_interrupt)
+    result = bulkphone.apply(plan, client=client)
+    assert result.stopped.startswith("interrupted")
+    assert [result.outcomes[(row, "mobile")].status for row in (2, 3)] == [Status.OK, Status.FAILED]
+    assert tenant.state() == {ANN: {"mobile": "+1 4255550100"}, BOB: {}}

@@ -43,6 +43,7 @@ DROP_AFTER = "drop-after"  # the request is applied, then the connection dies
 class Principal:
     permissions: frozenset[str]
     delegated: bool = False
+    upn: str = ""  # the signed-in user, for delegated tokens
 
 
 @dataclass
@@ -190,6 +191,8 @@ class SimTenant:
             user.fresh_requests -= 1
             self.injected["404-fresh"] += 1
             return _error(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist.")
+        if is_write and principal.delegated and principal.upn.lower() == user.upn.lower():
+            return _error(403, "Authorization_RequestDenied", "Users can't change their own methods through this API.")
         response = self._route(method, version, parts[2:], user, principal, body)
         if fault is not None:  # DROP_AFTER: the write happened, the client never hears of it
             return SimResponse(0, drop=DROP_AFTER)

@@ -1,0 +1,151 @@
+"""The CLI contract: commands, options, report columns, messages and exit codes."""
+
+import csv
+
+import pytest
+from click.testing import CliRunner
+
+from bulkphone.cli import main
+from bulkphone.report import NORMALIZE_COLUMNS, REPORT_COLUMNS
+from bulkphone.sim import APP_TOKEN, Principal, SimTenant, serve
+
+ANN = "ann@contoso.com"
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def server():
+    tenant = SimTenant()
+    tenant.add_user(ANN, {"office": "+1 4255550199"})
+    tenant.add_user("bob@contoso.com")
+    with serve(tenant) as url:
+        yield tenant, url
+
+
+def read_report(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def run(runner, *args, token=APP_TOKEN):
+    env = {"BULKPHONE_ACCESS_TOKEN": token} if token else {}
+    return runner.invoke(main, [str(a) for a in args], env=env)
+
+
+def test_plan_then_apply_then_apply_again_over_graph_url(runner, server, write_file, tmp_path):
+    tenant, url = server
+    source = write_file("in.csv", f"user,mobile,office\n{ANN},425 555 0100,\nbob@contoso.com,+44 7400 123456,\n")
+
+    planned = run(runner, "plan", source, "--report", tmp_path / "plan.csv", "--graph-url", url, "--default-region", "US")
+    assert planned.exit_code == 0, planned.output
+    assert "create 2" in planned.output and "0 writes" in planned.output
+    assert tenant.writes == []
+    rows = read_report(tmp_path / "plan.csv")
+    assert list(rows[0]) == REPORT_COLUMNS
+    assert [(r["user"], r["phoneType"], r["action"], r["status"]) for r in rows] == [
+        (ANN, "mobile", "create", "planned"),
+        (ANN, "office", "noop", "planned"),
+        ("bob@contoso.com", "mobile", "create", "planned"),
+        ("bob@contoso.com", "office", "noop", "planned"),
+    ]
+
+    applied = run(runner, "apply", source, "--report", tmp_path / "results.csv", "--graph-url", url, "--default-region", "US")
+    assert applied.exit_code == 0, applied.output
+    assert tenant.state() == {
+        ANN: {"office": "+1 4255550199", "mobile": "+1 4255550100"},
+        "bob@contoso.com": {"mobile": "+44 7400123456"},
+    }
+    assert {r["status"] for r in read_report(tmp_path / "results.csv")} == {"ok"}
+
+    again = run(runner, "apply", source, "--report", tmp_path / "again.csv", "--graph-url", url, "--default-region", "US")
+    assert again.exit_code == 0 and "0 writes" in again.output
+    assert len(tenant.writes) == 2
+
+
+def test_rows_with_problems_exit_1_and_say_why(runner, server, write_file, tmp_path):
+    _, url = server
+    source = write_file("in.csv", f"user,mobile\n{ANN},020 7946\nghost@contoso.com,+1 425 555 0100\n")
+    result = run(runner, "apply", source, "--report", tmp_path / "r.csv", "--graph-url", url, "--default-region", "GB")
+    assert result.exit_code == 1
+    errors = {r["user"]: r["error"] for r in read_report(tmp_path / "r.csv")}
+    assert errors[ANN].startswith("too short for GB")
+    assert errors["ghost@contoso.com"].startswith("user not found")
+
+
+def test_normalize_is_offline_and_reports_each_value(runner, write_file, tmp_path):
+    source = write_file("in.csv", f"user,mobile,office\n{ANN},06 1234 5678,\nbob@contoso.com,12,\n")
+    result = run(runner, "normalize", source, "--report", tmp_path / "n.csv", "--default-region", "IT", token=None)
+    assert result.exit_code == 1
+    rows = read_report(tmp_path / "n.csv")
+    assert list(rows[0]) == NORMALIZE_COLUMNS
+    assert [(r["phoneType"], r["phoneNumber"], r["status"]) for r in rows] == [
+        ("mobile", "+39 0612345678", "ok"),
+        ("office", "", "blank"),
+        ("mobile", "", "invalid"),
+        ("office", "", "blank"),
+    ]
+
+
+def test_bad_file_is_one_clear_line_and_exit_2(runner, tmp_path, write_file):
+    missing = run(runner, "plan", tmp_path / "nope.csv", "--report", tmp_path / "r.csv")
+    assert missing.exit_code == 2
+    assert "nope.csv: file not found" in missing.output and "Traceback" not in missing.output
+    nouser = write_file("bad.csv", "name,mobile\nann,1\n")
+    result = run(runner, "normalize", nouser, "--report", tmp_path / "r.csv")
+    assert result.exit_code == 2 and "no user column" in result.output and "Fix:" in result.output
+
+
+def test_no_credentials_is_exit_2_with_the_fix(runner, write_file, tmp_path):
+    source = write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\n")
+    result = run(runner, "plan", source, "--report", tmp_path / "r.csv", token=None)
+    assert result.exit_code == 2
+    assert "BULKPHONE_ACCESS_TOKEN" in result.output and "BULKPHONE_CLIENT_SECRET" in result.output
+
+
+def test_bad_token_is_exit_2_and_nothing_written(runner, server, write_file, tmp_path):
+    tenant, url = server
+    source = write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\n")
+    result = run(runner, "apply", source, "--report", tmp_path / "r.csv", "--graph-url", url, token="expired")
+    assert result.exit_code == 2 and "401" in result.output
+    assert tenant.writes == []
+
+
+def test_read_only_permission_stops_apply_with_exit_2_and_a_report(runner, server, write_file, tmp_path):
+    tenant, url = server
+    tenant.tokens["reader"] = Principal(frozenset({"UserAuthenticationMethod.Read.All"}))
+    source = write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\nbob@contoso.com,+1 425 555 0101\n")
+    result = run(runner, "apply", source, "--report", tmp_path / "r.csv", "--graph-url", url, token="reader")
+    assert result.exit_code == 2
+    assert "run stopped" in result.output and "UserAuthenticationMethod.ReadWrite.All" in result.output
+    assert [r["status"] for r in read_report(tmp_path / "r.csv")] == ["failed", "skipped"]
+    assert tenant.writes == []
+
+
+def test_bad_default_region_and_mode_are_usage_errors(runner, write_file, tmp_path):
+    source = write_file("in.csv", f"user,mobile\n{ANN},425 555 0100\n")
+    region = run(runner, "normalize", source, "--report", tmp_path / "r.csv", "--default-region", "Narnia")
+    assert region.exit_code == 2 and "unknown region 'Narnia'" in region.output
+    mode = run(runner, "plan", source, "--report", tmp_path / "r.csv", "--mode", "merge")
+    assert mode.exit_code == 2
+
+
+def test_demo_runs_on_the_embedded_tenant(runner, tmp_path):
+    result = runner.invoke(main, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert "writes to the tenant: 0" in result.output
+    assert "new writes: 0" in result.output
+    results = read_report(tmp_path / "demo" / "results.csv")
+    plan = read_report(tmp_path / "demo" / "plan.csv")
+    assert [(r["row"], r["phoneType"]) for r in results] == [(r["row"], r["phoneType"]) for r in plan]
+    assert {r["status"] for r in results} == {"ok", "skipped"}
+    assert {r["action"] for r in read_report(tmp_path / "demo" / "rerun.csv")} == {"noop", "skip"}
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "normalize", "demo"])
+def test_every_command_has_help(runner, command):
+    result = runner.invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
