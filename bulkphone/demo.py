@@ -60,21 +60,23 @@ def run_demo(out: Path, data: Path | None = None, *, clock: Clock | None = None)
         report.write_csv(report.result_rows(rerun), out / "rerun.csv")
 
     summary = DemoSummary(out=out, plan=the_plan, result=result, rerun=rerun, tenant=tenant)
+    landed = writes_before_rerun - writes_during_plan
     summary.lines = [
         f"bulkphone demo: {source.name} ({len(plan_rows)} report rows) against a simulated tenant of {len(tenant.users)} users",
         f"  plan    -> {out / 'plan.csv'}: {_counts(the_plan.counts())}; writes to the tenant: {writes_during_plan}",
         f"  apply   -> {out / 'results.csv'}: {_counts(report.summarize(result_rows)['status'])}; "
-        f"{writes_before_rerun} changes written, {result.stats['retries']} retries, {result.stats['reconciled']} read-backs after lost responses",
+        f"{the_plan.write_count} changes planned, {landed} written to the tenant, "
+        f"{result.stats['retries']} retries, {result.stats['reconciled']} read-backs after lost responses",
         f"  faults survived: {_counts(tenant.injected)}",
         f"  re-run  -> {out / 'rerun.csv'}: {_counts(rerun.plan.counts())}; new writes: {tenant.write_count() - writes_before_rerun}",
-        "  rows that need a person (error column):",
+        "  rows that need a person:",
     ]
+    seen = set()
     for row in result_rows:
-        if row["error"]:
-            summary.lines.append(f"    row {row['row']} {row['user']} {row['phoneType']}: {row['error']}")
-    for row in result_rows:
-        if row["warning"]:
-            summary.lines.append(f"    warning row {row['row']} {row['user']} {row['phoneType']}: {row['warning']}")
+        for kind in ("error", "warning"):
+            if row[kind] and (row["row"], row[kind]) not in seen:
+                seen.add((row["row"], row[kind]))
+                summary.lines.append(f"    row {row['row']} {row['user']} {row['phoneType']}: {kind}: {row[kind]}")
     return summary
 
 

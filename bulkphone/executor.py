@@ -122,10 +122,10 @@ def _apply_change(item: PlanItem, client: GraphClient, *, first_write: bool) -> 
             with attempt:
                 outcome.attempts = attempt.retry_state.attempt_number
                 if outcome.attempts > 1:
-                    verdict, why = _reconcile(item, client.list_phone_methods(item.user))
+                    methods = client.list_phone_methods(item.user)
+                    verdict, why = _reconcile(item, methods)
                     if verdict is _Verdict.DONE:
-                        outcome.reconciled = True
-                        return outcome
+                        return _landed(outcome, methods.get(item.type))
                     if verdict is _Verdict.CONFLICT:
                         return _failed(outcome, why)
                 _perform(item, client, outcome)
@@ -147,13 +147,13 @@ def _apply_change(item: PlanItem, client: GraphClient, *, first_write: bool) -> 
         # Out of attempts with the outcome still unknown: one last look decides it.
         _note_http(outcome, exc)
         try:
-            verdict, why = _reconcile(item, client.list_phone_methods(item.user))
+            methods = client.list_phone_methods(item.user)
         except GraphError as read_error:
             return _failed(outcome, f"outcome unknown: {exc.message}; reading back failed too: {read_error.message}")
+        verdict, why = _reconcile(item, methods)
         if verdict is _Verdict.DONE:
-            outcome.reconciled = True
             outcome.http_status = None
-            return outcome
+            return _landed(outcome, methods.get(item.type))
         return _failed(outcome, why or f"gave up after {outcome.attempts} attempts: {exc.message}")
     except PermanentError as exc:
         _note_http(outcome, exc)
@@ -175,6 +175,17 @@ def _perform(item: PlanItem, client: GraphClient, outcome: Outcome) -> None:
             method = client.get_phone_method(item.user, phone_type)
     else:
         client.delete_phone_method(item.user, phone_type)
+    _note_sms_state(outcome, method)
+
+
+def _landed(outcome: Outcome, method: PhoneMethod | None) -> Outcome:
+    """The read-back shows the change is in place although its response was lost."""
+    outcome.reconciled = True
+    _note_sms_state(outcome, method)
+    return outcome
+
+
+def _note_sms_state(outcome: Outcome, method: PhoneMethod | None) -> None:
     if method is not None:
         outcome.sms_sign_in_state = method.sms_sign_in_state
         if method.sms_sign_in_state == NOT_UNIQUE:

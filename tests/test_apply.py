@@ -164,6 +164,15 @@ def test_duplicate_mobile_is_ok_with_a_warning(tenant, client, write_file):
     assert row["warning"].startswith("phoneNumberNotUnique")
 
 
+def test_duplicate_mobile_warning_survives_a_lost_response(tenant, client, write_file):
+    tenant.add_user(ANN)
+    tenant.add_user(BOB, {"mobile": "+1 4255550100"})
+    tenant.fail_next(DROP_AFTER, "POST")
+    path = write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\n")
+    row = result_rows(bulkphone.apply(path, client=client))[0]
+    assert row["reconciled"] == "yes" and row["smsSignInState"] == "phoneNumberNotUnique" and row["warning"]
+
+
 def test_updating_a_mobile_reads_back_its_sms_state(tenant, client, write_file):
     tenant.add_user(ANN, {"mobile": "+1 4255550000"})
     tenant.add_user(BOB, {"mobile": "+1 4255550100"})
