@@ -1,9 +1,9 @@
 """bulkphone: plan and apply phone authentication methods for many Entra ID users.
 
     import bulkphone
-    client = bulkphone.connect(bulkphone.StaticToken(token))
-    the_plan = bulkphone.plan("phones.csv", client=client, default_region="US")
-    result = bulkphone.apply(the_plan, client=client)
+    connection = bulkphone.connect(bulkphone.StaticToken(token))
+    the_plan = bulkphone.plan("phones.csv", connection=connection, default_region="US")
+    result = bulkphone.apply(the_plan, connection=connection)
 """
 
 from .auth import ClientSecretToken, StaticToken
@@ -23,7 +23,8 @@ from .executor import Outcome, RunResult
 from .graph import GraphClient
 from .model import Action, Mode, PhoneType, Status
 from .normalize import normalize_number
-from .pipeline import apply, connect, load_cells, plan, read_current
+from .journal import Journal
+from .pipeline import Connection, apply, apply_async, connect, load_cells, plan, plan_async, read_current
 from .planner import Plan, PlanItem, build_plan
 
 __all__ = [
@@ -32,10 +33,12 @@ __all__ = [
     "AuthError",
     "BulkphoneError",
     "ClientSecretToken",
+    "Connection",
     "ForbiddenError",
     "GraphClient",
     "GraphError",
     "InputError",
+    "Journal",
     "Mode",
     "NotFoundError",
     "Outcome",
@@ -49,10 +52,12 @@ __all__ = [
     "ThrottledError",
     "TransientError",
     "apply",
+    "apply_async",
     "build_plan",
     "connect",
     "load_cells",
     "normalize_number",
     "plan",
+    "plan_async",
     "read_current",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -13,7 +15,9 @@ from . import pipeline, report
 from .auth import token_provider_from_env
 from .clouds import cloud_named
 from .errors import BulkphoneError
-from .executor import INTERRUPTED
+from .console import ProgressDisplay
+from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
+from .journal import Journal
 from .model import Mode
 from .throttle import DEFAULT_WRITES_PER_SECOND
 
@@ -76,7 +80,8 @@ def _graph_options(command):
     command = click.option("--graph-url", help="Graph root URL (overrides --cloud), e.g. a test server.")(command)
     command = click.option("--tenant-id", envvar="BULKPHONE_TENANT_ID", help="Entra tenant id (or env BULKPHONE_TENANT_ID).")(command)
     command = click.option("--client-id", envvar="BULKPHONE_CLIENT_ID", help="App (client) id (or env BULKPHONE_CLIENT_ID).")(command)
-    command = click.option("--max-writes-per-second", type=click.FloatRange(min=0.1), default=DEFAULT_WRITES_PER_SECOND, show_default=True, help="Ceiling on writes; Graph allows about 20/s per tenant.")(command)
+    command = click.option("--max-writes-per-second", type=click.FloatRange(min=0.1), default=DEFAULT_WRITES_PER_SECOND, show_default=True, help="Ceiling on writes; Graph allows about 20/s per tenant. Lower it when other jobs share the tenant.")(command)
+    command = click.option("--max-concurrency", type=click.IntRange(min=1, max=256), default=DEFAULT_CONCURRENCY, show_default=True, help="Users worked on at once.")(command)
     return command
 
 
@@ -103,30 +108,48 @@ def normalize(source, report_path, default_region, users) -> int:
 @_input_options
 @_graph_options
 @_handled
-def plan(source, report_path, default_region, users, mode, cloud, graph_url, tenant_id, client_id, max_writes_per_second) -> int:
+def plan(source, report_path, default_region, users, mode, cloud, graph_url, tenant_id, client_id, max_writes_per_second, max_concurrency) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
-    with _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second) as client:
-        the_plan = pipeline.plan(source, client=client, users=users, default_region=default_region, mode=mode)
+    connection = _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second, max_concurrency)
+    the_plan = pipeline.plan(source, connection=connection, users=users, default_region=default_region, mode=mode)
     rows = report.plan_rows(the_plan)
     report.write_csv(rows, report_path)
-    click.echo(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {client.reads} reads, 0 writes; report: {report_path}")
+    click.echo(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {connection.counters.reads} reads, 0 writes; report: {report_path}")
     return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
 
 
 @main.command()
 @_input_options
 @_graph_options
+@click.option("--journal", "journal_path", type=click.Path(path_type=Path), help="Run journal (SQLite) for resuming after a crash; default: next to the report.")
 @_handled
-def apply(source, report_path, default_region, users, mode, cloud, graph_url, tenant_id, client_id, max_writes_per_second) -> int:
-    """Plan INPUT against current methods, then make the changes in Graph."""
-    with _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second) as client:
-        the_plan = pipeline.plan(source, client=client, users=users, default_region=default_region, mode=mode)
-        result = pipeline.apply(the_plan, client=client)
+def apply(source, report_path, default_region, users, mode, cloud, graph_url, tenant_id, client_id, max_writes_per_second, max_concurrency, journal_path) -> int:
+    """Plan INPUT against current methods, then make the changes in Graph.
+
+    If a previous apply of the same input was killed, this resumes it: finished changes are
+    not redone and changes that were in flight are read back first.
+    """
+    connection = _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second, max_concurrency)
+    journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
+    with Journal(journal_path) as journal, ProgressDisplay() as display:
+        result = _run_until_signalled(
+            lambda stop: pipeline.apply_async(
+                source,
+                connection=connection,
+                journal=journal,
+                stop=stop,
+                progress=display.update,
+                users=users,
+                default_region=default_region,
+                mode=mode,
+            )
+        )
     rows = report.result_rows(result)
     report.write_csv(rows, report_path)
-    click.echo(f"apply ({mode}): {len(rows)} rows: {_counts(report.summarize(rows)['status'])}; {_stats(result.stats)}; report: {report_path}")
+    resumed = f"resumed a killed run ({result.stats['resumed']} changes already done); " if result.stats["resumed"] else ""
+    click.echo(f"apply ({mode}): {len(rows)} rows: {_counts(report.summarize(rows)['status'])}; {resumed}{_stats(result.stats)}; report: {report_path}")
     if result.stopped == INTERRUPTED:
-        raise Exit(EXIT_INTERRUPTED, f"interrupted: {report_path} lists what was done and what was not")
+        raise Exit(EXIT_INTERRUPTED, f"interrupted: {report_path} lists what was done; run the same apply again to resume")
     if result.stopped:
         raise Exit(EXIT_CONFIG, f"run stopped: {result.stopped}")
     return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
@@ -146,10 +169,41 @@ def demo(out, data) -> int:
     return EXIT_OK
 
 
-def _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second):
+def _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second, max_concurrency):
     chosen = cloud_named(cloud)
     token = token_provider_from_env(tenant_id=tenant_id, client_id=client_id, cloud=chosen)
-    return pipeline.connect(token, graph_url=graph_url or chosen.graph_url, max_writes_per_second=max_writes_per_second)
+    return pipeline.connect(
+        token,
+        graph_url=graph_url or chosen.graph_url,
+        max_writes_per_second=max_writes_per_second,
+        max_concurrency=max_concurrency,
+    )
+
+
+def _run_until_signalled(start):
+    """Run start(stop) with Ctrl-C and SIGTERM setting `stop`: in-flight work ends, the report is written.
+
+    A second signal quits at once; the journal still lets the next apply resume.
+    """
+
+    async def main():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                os._exit(EXIT_INTERRUPTED)
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal)
+        try:
+            return await start(stop)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    return asyncio.run(main())
 
 
 def _counts(counts) -> str:
@@ -158,6 +212,6 @@ def _counts(counts) -> str:
 
 def _stats(stats: dict) -> str:
     return (
-        f"{stats['writes']} writes, {stats['reads']} reads, {stats['retries']} retries, "
+        f"{stats['writes']} writes, {stats['reads']} reads in {stats['batches']} batches, {stats['retries']} retries, "
         f"{stats['throttled']} throttled, {stats['reconciled']} reconciled, {stats['seconds']:.1f}s"
     )

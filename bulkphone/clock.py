@@ -1,8 +1,8 @@
-"""Time as bulkphone sees it. Tests swap in FakeClock so waits are instant and exact."""
+"""Time as bulkphone sees it. Tests swap in FakeClock so waits are instant and recorded."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from typing import Protocol
 
@@ -12,32 +12,36 @@ __all__ = ["Clock", "FakeClock", "SystemClock"]
 class Clock(Protocol):
     def now(self) -> float: ...
 
-    def sleep(self, seconds: float) -> None: ...
+    async def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
     def now(self) -> float:
         return time.monotonic()
 
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
 
 
 class FakeClock:
-    """A clock that only moves when someone sleeps; it records every sleep."""
+    """A clock that moves only when someone sleeps; it records every sleep.
+
+    Concurrent sleepers each move it forward, so elapsed time over-counts, but the order of
+    events and every individual wait stay exact.
+    """
 
     def __init__(self, start: float = 1000.0) -> None:
         self._now = start
-        self._lock = threading.Lock()
         self.sleeps: list[float] = []
 
     def now(self) -> float:
-        with self._lock:
-            return self._now
+        return self._now
 
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            if seconds > 0:
-                self._now += seconds
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if seconds > 0:
+            self.advance(seconds)
+        await asyncio.sleep(0)

@@ -43,21 +43,20 @@ def run_demo(out: Path, data: Path | None = None, *, clock: Clock | None = None)
     connection = pipeline.connect(
         StaticToken(APP_TOKEN), graph_url="https://graph.sim.invalid", transport=SimTransport(tenant), policy=policy
     )
-    with connection as client:
-        options = {"users": directory, "default_region": None}
+    options = {"users": directory, "default_region": None}
 
-        the_plan = pipeline.plan(source, client=client, **options)
-        writes_during_plan = tenant.write_count()
-        plan_rows = report.plan_rows(the_plan)
-        report.write_csv(plan_rows, out / "plan.csv")
+    the_plan = pipeline.plan(source, connection=connection, **options)
+    writes_during_plan = tenant.write_count()
+    plan_rows = report.plan_rows(the_plan)
+    report.write_csv(plan_rows, out / "plan.csv")
 
-        result = pipeline.apply(the_plan, client=client)
-        result_rows = report.result_rows(result)
-        report.write_csv(result_rows, out / "results.csv")
+    result = pipeline.apply(the_plan, connection=connection)
+    result_rows = report.result_rows(result)
+    report.write_csv(result_rows, out / "results.csv")
 
-        writes_before_rerun = tenant.write_count()
-        rerun = pipeline.apply(source, client=client, **options)
-        report.write_csv(report.result_rows(rerun), out / "rerun.csv")
+    writes_before_rerun = tenant.write_count()
+    rerun = pipeline.apply(source, connection=connection, **options)
+    report.write_csv(report.result_rows(rerun), out / "rerun.csv")
 
     summary = DemoSummary(out=out, plan=the_plan, result=result, rerun=rerun, tenant=tenant)
     landed = writes_before_rerun - writes_during_plan

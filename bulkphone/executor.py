@@ -1,28 +1,43 @@
-"""Carry out a plan against Graph, one user at a time, never writing twice or wrongly.
+"""Carry out a plan against Graph: many users at once, each user's changes in order.
 
 After any write whose outcome is unknown (a dropped connection, a 5xx, a 404 on a method
 the plan saw) the user's methods are read again and the change is re-decided from what
-Graph now holds, so a lost response never causes a duplicate or a wrong write.
+Graph now holds, so a lost response never causes a duplicate or a wrong write. The same
+read-back settles changes that a killed run left in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 from tenacity import RetryCallState
 
 from .errors import AmbiguousWriteError, AuthError, ForbiddenError, GraphError, NotFoundError, PermanentError
-from .graph import GraphClient
+from .graph import GraphClient, Methods
 from .model import Action, PhoneMethod, PhoneType, Status
 from .normalize import canonical
 from .planner import Plan, PlanItem
 
-__all__ = ["Outcome", "RunResult", "execute"]
+__all__ = ["INTERRUPTED", "Outcome", "Progress", "Recorder", "RunResult", "execute"]
 
 NOT_UNIQUE = "phoneNumberNotUnique"
 NOT_UNIQUE_WARNING = "phoneNumberNotUnique: another user has this mobile number, so it can't be used for SMS sign-in"
+INTERRUPTED = "interrupted"
+GRANT_WRITE = (
+    "grant the app the application permission UserAuthenticationMethod.ReadWrite.All "
+    "(or UserAuthMethod-Phone.ReadWrite.All) with admin consent"
+)
+RESUME_HINT = "run apply again with the same input to resume"
+DEFAULT_CONCURRENCY = 16
+# This many users in a row failing with the same error means the error is not about them.
+SAME_ERROR_LIMIT = 10
+# A 403 can be about one protected user; this many with no write succeeding means the app lacks permission.
+FORBIDDEN_LIMIT = 3
 
 
 @dataclass
@@ -41,11 +56,26 @@ class Outcome:
 class RunResult:
     plan: Plan
     outcomes: dict[tuple[int, str], Outcome]
-    stopped: str = ""  # why the run stopped before the end (a systemic error), "" if it did not
+    stopped: str = ""  # INTERRUPTED, or why a systemic error stopped the run; "" if it ran to the end
     stats: dict = field(default_factory=dict)
 
     def outcome(self, item: PlanItem) -> Outcome:
         return self.outcomes[(item.row, item.phone_type)]
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    writes: int
+    throttled: int
+    seconds: float
+
+
+class Recorder(Protocol):
+    def started(self, item: PlanItem) -> None: ...
+
+    def finished(self, item: PlanItem, outcome: Outcome) -> None: ...
 
 
 class _Verdict(enum.Enum):
@@ -58,59 +88,160 @@ class StopRun(Exception):
     """A systemic error (401/403): every further request would fail the same way."""
 
 
-INTERRUPTED = "interrupted (Ctrl-C)"
+def _key(item: PlanItem) -> tuple[int, str]:
+    return (item.row, item.phone_type)
 
 
-def execute(plan: Plan, client: GraphClient) -> RunResult:
-    started = time.monotonic()
-    outcomes: dict[tuple[int, str], Outcome] = {}
-    for item in plan.items:
-        if item.action is Action.SKIP:
-            outcomes[(item.row, item.phone_type)] = Outcome(Status.SKIPPED, error=item.error, warning=item.warning)
-        elif item.action is Action.NOOP:
-            outcomes[(item.row, item.phone_type)] = Outcome(Status.OK, warning=item.warning)
-    stopped = ""
-    done_writes = 0
-    for changes in plan.changes_by_user():
+class _Run:
+    def __init__(self, plan, client, *, recorder, done, in_doubt, stop, progress, max_concurrency) -> None:
+        self.plan = plan
+        self.client = client
+        self.recorder = recorder
+        self.done = done
+        self.in_doubt = in_doubt
+        self.stop = stop
+        self.progress = progress
+        self.max_concurrency = max_concurrency
+        self.outcomes: dict[tuple[int, str], Outcome] = {}
+        self.stopped = ""
+        self.successes = 0
+        self.forbidden = 0
+        self.same_error = ("", 0)
+        self.started = time.monotonic()
+        self.total = plan.write_count
+        self.finished = 0
+
+    async def run(self) -> RunResult:
+        for item in self.plan.items:
+            if item.action is Action.SKIP:
+                self.outcomes[_key(item)] = Outcome(Status.SKIPPED, error=item.error, warning=item.warning)
+            elif item.action is Action.NOOP:
+                self.outcomes[_key(item)] = Outcome(Status.OK, warning=item.warning)
+        queue = deque(self.plan.changes_by_user())
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(min(self.max_concurrency, len(queue)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+        for item in self.plan.items:
+            if _key(item) not in self.outcomes:
+                reason = f"{INTERRUPTED}: {RESUME_HINT}" if self.stopped == INTERRUPTED else f"the run stopped ({self.stopped})"
+                self.outcomes[_key(item)] = Outcome(Status.SKIPPED, error=f"not attempted: {reason}")
+        counters = self.client.counters
+        stats = {
+            "reads": counters.reads,
+            "writes": counters.writes,
+            "batches": counters.batches,
+            "throttled": counters.throttled,
+            "retries": self.client.policy.retries,
+            "reconciled": sum(outcome.reconciled for outcome in self.outcomes.values()),
+            "resumed": len(self.done),
+            "seconds": round(time.monotonic() - self.started, 3),
+        }
+        return RunResult(plan=self.plan, outcomes=self.outcomes, stopped=self.stopped, stats=stats)
+
+    def _halted(self) -> bool:
+        if self.stop is not None and self.stop.is_set() and not self.stopped:
+            self.stopped = INTERRUPTED
+        return bool(self.stopped)
+
+    async def _worker(self, queue: deque[list[PlanItem]]) -> None:
+        while queue and not self._halted():
+            await self._user(queue.popleft())
+
+    async def _user(self, changes: list[PlanItem]) -> None:
         failed: PlanItem | None = None
         for item in changes:
-            if stopped:
-                outcome = Outcome(Status.SKIPPED, error=f"not attempted: the run stopped ({stopped})")
+            if _key(item) in self.done:
+                outcome = self.done[_key(item)]
+            elif self._halted():
+                return
             elif failed is not None:
                 outcome = Outcome(
                     Status.SKIPPED,
                     error=f"not attempted: the {failed.action} of {failed.phone_type} (row {failed.row}) failed first",
                 )
             else:
-                try:
-                    outcome = _apply_change(item, client, first_write=done_writes == 0)
-                except StopRun as exc:
-                    stopped = str(exc)
-                    outcome = Outcome(Status.FAILED, error=stopped)
-                except KeyboardInterrupt:
-                    stopped = INTERRUPTED
-                    outcome = Outcome(
-                        Status.FAILED, error="interrupted during this change: run plan again to see whether it landed"
-                    )
+                outcome = await self._change(item)
             if item.warning and not outcome.warning:
                 outcome.warning = item.warning
-            if outcome.status is Status.OK:
-                done_writes += 1
-            else:
+            if outcome.status is not Status.OK and failed is None:
                 failed = item
-            outcomes[(item.row, item.phone_type)] = outcome
-    stats = {
-        "reads": client.reads,
-        "writes": client.writes,
-        "throttled": client.throttled,
-        "retries": client.policy.retries,
-        "reconciled": sum(outcome.reconciled for outcome in outcomes.values()),
-        "seconds": round(time.monotonic() - started, 3),
-    }
-    return RunResult(plan=plan, outcomes=outcomes, stopped=stopped, stats=stats)
+            self.outcomes[_key(item)] = outcome
+            self.finished += 1
+            if self.progress is not None:
+                counters = self.client.counters
+                self.progress(
+                    Progress(self.finished, self.total, counters.writes, counters.throttled, time.monotonic() - self.started)
+                )
+        self._watch_for_systemic(failed)
+
+    async def _change(self, item: PlanItem) -> Outcome:
+        if self.recorder is not None:
+            self.recorder.started(item)
+        try:
+            outcome = await _apply_change(item, self.client, settle_first=_key(item) in self.in_doubt)
+        except StopRun as exc:
+            if not self.stopped:
+                self.stopped = str(exc)
+            outcome = Outcome(Status.FAILED, error=str(exc))
+        if outcome.status is Status.OK:
+            self.successes += 1
+        if self.recorder is not None:
+            self.recorder.finished(item, outcome)
+        return outcome
+
+    def _watch_for_systemic(self, failed: PlanItem | None) -> None:
+        if failed is None:
+            self.same_error = ("", 0)
+            return
+        outcome = self.outcomes[_key(failed)]
+        if outcome.http_status == 403 and self.successes == 0:
+            self.forbidden += 1
+            if self.forbidden >= FORBIDDEN_LIMIT and not self.stopped:
+                self.stopped = (
+                    f"{self.forbidden} users got 403 and no write has succeeded: the app lacks permission. "
+                    f"Fix: {GRANT_WRITE}"
+                )
+        error = (outcome.http_status, outcome.error)
+        count = self.same_error[1] + 1 if error == self.same_error[0] else 1
+        self.same_error = (error, count)
+        if count >= SAME_ERROR_LIMIT and not self.stopped:
+            self.stopped = f"the last {count} users all failed with the same error: {outcome.error}"
 
 
-def _apply_change(item: PlanItem, client: GraphClient, *, first_write: bool) -> Outcome:
+async def execute(
+    plan: Plan,
+    client: GraphClient,
+    *,
+    max_concurrency: int = DEFAULT_CONCURRENCY,
+    recorder: Recorder | None = None,
+    done: dict[tuple[int, str], Outcome] | None = None,
+    in_doubt: set[tuple[int, str]] | None = None,
+    stop: asyncio.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Apply the plan's changes, `max_concurrency` users at a time.
+
+    `done` holds outcomes of a resumed run (not redone); `in_doubt` the changes it left in
+    flight (read back before any write). Setting `stop` ends the run after the requests in
+    flight: the rest is reported as not attempted.
+    """
+    run = _Run(
+        plan,
+        client,
+        recorder=recorder,
+        done=done or {},
+        in_doubt=in_doubt or set(),
+        stop=stop,
+        progress=progress,
+        max_concurrency=max(1, max_concurrency),
+    )
+    return await run.run()
+
+
+async def _apply_change(item: PlanItem, client: GraphClient, *, settle_first: bool) -> Outcome:
     outcome = Outcome(Status.OK)
 
     def unknown_outcome(state: RetryCallState) -> bool:
@@ -118,36 +249,35 @@ def _apply_change(item: PlanItem, client: GraphClient, *, first_write: bool) -> 
         return isinstance(exc, (AmbiguousWriteError, NotFoundError))
 
     try:
-        for attempt in client.policy.retrying(unknown_outcome):
+        async for attempt in client.policy.retrying(unknown_outcome):
             with attempt:
                 outcome.attempts = attempt.retry_state.attempt_number
-                if outcome.attempts > 1:
-                    methods = client.list_phone_methods(item.user)
+                if outcome.attempts > 1 or settle_first:
+                    methods = await client.list_phone_methods(item.user)
                     verdict, why = _reconcile(item, methods)
                     if verdict is _Verdict.DONE:
                         return _landed(outcome, methods.get(item.type))
                     if verdict is _Verdict.CONFLICT:
                         return _failed(outcome, why)
-                _perform(item, client, outcome)
+                await _perform(item, client, outcome)
                 return outcome
     except AuthError as exc:
-        raise StopRun(_systemic_message(exc)) from exc
+        raise StopRun(
+            f"{exc.message}. Fix: check that the token is for this tenant and for Graph (scope <graph-url>/.default)"
+        ) from exc
     except ForbiddenError as exc:
-        if first_write:
-            raise StopRun(_systemic_message(exc)) from exc
-        # Other users' writes went through, so the permission is there: this user is protected
-        # (a privileged admin, or the caller's own account).
         _note_http(outcome, exc)
         return _failed(
             outcome,
-            f"{exc.message}: this user's methods need a Privileged Authentication Administrator, "
-            "or this is the signed-in admin's own account (change it in My Sign-Ins instead)",
+            f"{exc.message}: either the app lacks permission ({GRANT_WRITE}), or this user is protected "
+            "(a privileged admin's methods need a Privileged Authentication Administrator; "
+            "a signed-in admin's own methods can't be changed here)",
         )
     except (AmbiguousWriteError, NotFoundError) as exc:
         # Out of attempts with the outcome still unknown: one last look decides it.
         _note_http(outcome, exc)
         try:
-            methods = client.list_phone_methods(item.user)
+            methods = await client.list_phone_methods(item.user)
         except GraphError as read_error:
             return _failed(outcome, f"outcome unknown: {exc.message}; reading back failed too: {read_error.message}")
         verdict, why = _reconcile(item, methods)
@@ -163,18 +293,18 @@ def _apply_change(item: PlanItem, client: GraphClient, *, first_write: bool) -> 
         return _failed(outcome, f"gave up after {outcome.attempts} attempts: {exc.message}")
 
 
-def _perform(item: PlanItem, client: GraphClient, outcome: Outcome) -> None:
+async def _perform(item: PlanItem, client: GraphClient, outcome: Outcome) -> None:
     phone_type = item.type
     method: PhoneMethod | None = None
     if item.action is Action.CREATE:
-        method = client.create_phone_method(item.user, phone_type, item.number)
+        method = await client.create_phone_method(item.user, phone_type, item.number)
     elif item.action is Action.UPDATE:
-        client.update_phone_method(item.user, phone_type, item.number)
+        await client.update_phone_method(item.user, phone_type, item.number)
         if phone_type is PhoneType.MOBILE:
             # v1.0 answers an update with 204; the SMS sign-in verdict needs a read.
-            method = client.get_phone_method(item.user, phone_type)
+            method = await client.get_phone_method(item.user, phone_type)
     else:
-        client.delete_phone_method(item.user, phone_type)
+        await client.delete_phone_method(item.user, phone_type)
     _note_sms_state(outcome, method)
 
 
@@ -192,7 +322,7 @@ def _note_sms_state(outcome: Outcome, method: PhoneMethod | None) -> None:
             outcome.warning = NOT_UNIQUE_WARNING
 
 
-def _reconcile(item: PlanItem, methods: dict[PhoneType, PhoneMethod]) -> tuple[_Verdict, str]:
+def _reconcile(item: PlanItem, methods: Methods) -> tuple[_Verdict, str]:
     """Decide from what Graph holds now whether the change is done, still needed, or overtaken."""
     current = methods.get(item.type)
     now = canonical(current.phone_number) if current else None
@@ -232,12 +362,3 @@ def _permanent_message(item: PlanItem, exc: GraphError) -> str:
     if "already exists" in text:
         return f"{item.phone_type} was added by someone else since the plan: run again to update it"
     return exc.message
-
-
-def _systemic_message(exc: GraphError) -> str:
-    if isinstance(exc, AuthError):
-        return f"{exc.message}. Fix: check that the token is for this tenant and for Graph (scope <graph-url>/.default)"
-    return (
-        f"{exc.message}. Fix: grant the app the application permission UserAuthenticationMethod.ReadWrite.All "
-        "(or UserAuthMethod-Phone.ReadWrite.All) with admin consent"
-    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+from typing import Mapping
 from urllib.parse import quote
 
 import httpx
@@ -20,13 +23,26 @@ from .model import PhoneMethod, PhoneType
 from .retry import RetryPolicy
 from .throttle import RateLimiter
 
-__all__ = ["GraphClient"]
+__all__ = ["BATCH_SIZE", "Counters", "GraphClient", "Methods"]
 
+BATCH_SIZE = 20  # Graph's limit on requests in one $batch
 _TRANSIENT_STATUS = {500, 502, 503, 504}
+
+Methods = dict[PhoneType, PhoneMethod]
+
+
+@dataclass
+class Counters:
+    """What the client did, for summaries and benchmarks."""
+
+    reads: int = 0  # GETs, each sub-request of a batch counted
+    writes: int = 0  # write requests sent (a retried write counts again)
+    batches: int = 0
+    throttled: int = 0  # 429 answers, batch sub-responses included
 
 
 class GraphClient:
-    """Phone-method operations over an injected httpx client (its transport and auth are the caller's).
+    """Phone-method operations over an injected httpx.AsyncClient (its transport and auth are the caller's).
 
     Reads are retried on every transient failure. Writes are retried only when Graph
     guarantees nothing happened (429, or no connection was made); any other failure of a
@@ -35,94 +51,164 @@ class GraphClient:
 
     def __init__(
         self,
-        http: httpx.Client,
+        http: httpx.AsyncClient,
         *,
         base_url: str = "https://graph.microsoft.com",
         version: str = "v1.0",
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
+        counters: Counters | None = None,
+        batch_concurrency: int = 4,
     ) -> None:
         self.http = http
         self.root = f"{base_url.rstrip('/')}/{version}"
         self.policy = policy or RetryPolicy()
         self.limiter = limiter or RateLimiter(clock=self.policy.clock)
-        self.reads = 0
-        self.writes = 0
-        self.throttled = 0
+        self.counters = counters or Counters()
+        self.batch_concurrency = batch_concurrency
 
-    def close(self) -> None:
-        self.http.close()
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
-    def __enter__(self) -> GraphClient:
+    async def __aenter__(self) -> GraphClient:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
 
     # ---- reads ----
-    def list_phone_methods(self, user: str) -> dict[PhoneType, PhoneMethod]:
-        body = self._read(f"{self._user(user)}/authentication/phoneMethods")
-        return {method.phone_type: method for method in map(_method, body.get("value", [])) if method}
+    async def list_phone_methods(self, user: str) -> Methods:
+        return _methods(await self._read(f"{_user(user)}/authentication/phoneMethods"))
 
-    def get_phone_method(self, user: str, phone_type: PhoneType) -> PhoneMethod | None:
-        return _method(self._read(f"{self._user(user)}/authentication/phoneMethods/{phone_type.method_id}"))
+    async def get_phone_method(self, user: str, phone_type: PhoneType) -> PhoneMethod | None:
+        return _method(await self._read(f"{_user(user)}/authentication/phoneMethods/{phone_type.method_id}"))
+
+    async def read_phone_methods(self, users: list[str]) -> dict[str, Methods | GraphError]:
+        """Many users' methods through $batch, 20 a request, retrying each sub-request on its own.
+
+        A 429 or 5xx inside a 200 batch response is retried for that user only, after its
+        Retry-After. 401/403 raise at once: every other read would fail the same way.
+        """
+        results: dict[str, Methods | GraphError] = {}
+        attempts = dict.fromkeys(users, 0)
+        pending = list(attempts)
+        gate = asyncio.Semaphore(self.batch_concurrency)
+
+        async def read_chunk(chunk: list[str], retry: list[tuple[str, GraphError]]) -> None:
+            async with gate:
+                answers = await self._batch_get(chunk)
+            for user in chunk:
+                attempts[user] += 1
+                answer = answers[user]
+                if not isinstance(answer, GraphError):
+                    results[user] = answer
+                elif isinstance(answer, (AuthError, ForbiddenError)):
+                    raise answer
+                elif self.policy.should_retry(answer, attempts[user], retry_not_found=True):
+                    retry.append((user, answer))
+                else:
+                    results[user] = answer
+
+        while pending:
+            retry: list[tuple[str, GraphError]] = []
+            chunks = [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]
+            await asyncio.gather(*(read_chunk(chunk, retry) for chunk in chunks))
+            pending = [user for user, _ in retry]
+            if pending:
+                self.policy.retries += len(pending)
+                await self.policy.clock.sleep(max(self.policy.wait_for(exc, attempts[u]) for u, exc in retry))
+        return results
+
+    async def _batch_get(self, users: list[str]) -> dict[str, Methods | GraphError]:
+        requests = [
+            {"id": str(index), "method": "GET", "url": f"{_user(user)}/authentication/phoneMethods"}
+            for index, user in enumerate(users)
+        ]
+
+        async def once() -> dict:
+            self.counters.batches += 1
+            self.counters.reads += len(requests)
+            return (await self._send("POST", "/$batch", {"requests": requests}, write=False)).json()
+
+        try:
+            body = await self.policy.run(once)
+        except (AuthError, ForbiddenError):
+            raise
+        except GraphError as exc:
+            return dict.fromkeys(users, exc)
+        answers: dict[str, Methods | GraphError] = dict.fromkeys(
+            users, TransientError("the batch response left this request out")
+        )
+        for response in body.get("responses", []):
+            user = users[int(response["id"])]
+            status, headers = int(response.get("status", 0)), response.get("headers") or {}
+            payload = response.get("body") or {}
+            if 200 <= status < 300:
+                answers[user] = _methods(payload)
+            else:
+                answers[user] = self._error(status, headers, payload, write=False)
+        return answers
 
     # ---- writes ----
-    def create_phone_method(self, user: str, phone_type: PhoneType, number: str) -> PhoneMethod | None:
+    async def create_phone_method(self, user: str, phone_type: PhoneType, number: str) -> PhoneMethod | None:
         payload = {"phoneNumber": number, "phoneType": phone_type.value}
-        response = self._write("POST", f"{self._user(user)}/authentication/phoneMethods", payload)
+        response = await self._write("POST", f"{_user(user)}/authentication/phoneMethods", payload)
         return _method(response.json()) if response.content else None
 
-    def update_phone_method(self, user: str, phone_type: PhoneType, number: str) -> None:
+    async def update_phone_method(self, user: str, phone_type: PhoneType, number: str) -> None:
         payload = {"phoneNumber": number, "phoneType": phone_type.value}
-        self._write("PATCH", f"{self._user(user)}/authentication/phoneMethods/{phone_type.method_id}", payload)
+        await self._write("PATCH", f"{_user(user)}/authentication/phoneMethods/{phone_type.method_id}", payload)
 
-    def delete_phone_method(self, user: str, phone_type: PhoneType) -> None:
-        self._write("DELETE", f"{self._user(user)}/authentication/phoneMethods/{phone_type.method_id}")
+    async def delete_phone_method(self, user: str, phone_type: PhoneType) -> None:
+        await self._write("DELETE", f"{_user(user)}/authentication/phoneMethods/{phone_type.method_id}")
 
     # ---- plumbing ----
-    def _user(self, user: str) -> str:
-        return f"/users/{quote(user, safe='@')}"
+    async def _read(self, path: str) -> dict:
+        async def once() -> dict:
+            self.counters.reads += 1
+            return (await self._send("GET", path, None, write=False)).json()
 
-    def _read(self, path: str) -> dict:
-        def once() -> dict:
-            self.reads += 1
-            return self._send("GET", path, None, write=False).json()
+        return await self.policy.run(once, retry_not_found=True)
 
-        return self.policy.run(once, retry_not_found=True)
+    async def _write(self, method: str, path: str, payload: dict | None = None) -> httpx.Response:
+        async def once() -> httpx.Response:
+            await self.limiter.acquire()
+            self.counters.writes += 1
+            response = await self._send(method, path, payload, write=True)
+            self.limiter.succeeded()
+            return response
 
-    def _write(self, method: str, path: str, payload: dict | None = None) -> httpx.Response:
-        def once() -> httpx.Response:
-            self.limiter.acquire()
-            self.writes += 1
-            return self._send(method, path, payload, write=True)
+        return await self.policy.run(once)
 
-        return self.policy.run(once)
-
-    def _send(self, method: str, path: str, payload: dict | None, *, write: bool) -> httpx.Response:
+    async def _send(self, method: str, path: str, payload: dict | None, *, write: bool) -> httpx.Response:
         try:
-            response = self.http.request(method, self.root + path, json=payload)
+            response = await self.http.request(method, self.root + path, json=payload)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TransientError(f"can't connect to Graph: {exc}") from exc
         except httpx.TransportError as exc:
             kind = AmbiguousWriteError if write else TransientError
             raise kind(f"connection lost during {method} ({type(exc).__name__}: {exc})") from exc
+        used = _number(response.headers.get("x-ms-throttle-limit-percentage"))
+        if used is not None:
+            self.limiter.near_limit(used)
         if response.is_success:
             return response
-        raise self._error(response, write)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": {"message": response.text[:200]}}
+        raise self._error(response.status_code, response.headers, body, write=write)
 
-    def _error(self, response: httpx.Response, write: bool) -> GraphError:
-        code, message = _error_body(response)
-        fields = {
-            "status": response.status_code,
-            "code": code,
-            "request_id": response.headers.get("request-id", ""),
-        }
-        status = response.status_code
+    def _error(self, status: int, headers: Mapping[str, str], body: dict, *, write: bool) -> GraphError:
+        error = body.get("error") if isinstance(body, dict) else None
+        error = error if isinstance(error, dict) else {}
+        code, message = str(error.get("code", "")), str(error.get("message", ""))
+        headers = {k.lower(): v for k, v in headers.items()}
+        fields = {"status": status, "code": code, "request_id": headers.get("request-id", "")}
         if status == 429:
-            self.throttled += 1
-            retry_after = _seconds(response.headers.get("Retry-After"))
-            self.limiter.pause(retry_after if retry_after is not None else 1.0)
+            self.counters.throttled += 1
+            retry_after = _number(headers.get("retry-after"))
+            self.limiter.throttled_for(retry_after if retry_after is not None else 1.0)
             return ThrottledError(f"throttled by Graph: {message}", retry_after=retry_after, **fields)
         if status == 401:
             return AuthError(f"Graph rejected the token (401 {code}): {message}", **fields)
@@ -136,19 +222,19 @@ class GraphClient:
         return PermanentError(f"Graph refused the request ({status} {code}): {message}", **fields)
 
 
-def _error_body(response: httpx.Response) -> tuple[str, str]:
-    try:
-        error = response.json().get("error", {})
-        return str(error.get("code", "")), str(error.get("message", ""))
-    except (ValueError, AttributeError):
-        return "", response.text[:200]
+def _user(user: str) -> str:
+    return f"/users/{quote(user, safe='@')}"
 
 
-def _seconds(value: str | None) -> float | None:
+def _number(value: str | None) -> float | None:
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _methods(body: dict) -> Methods:
+    return {method.phone_type: method for method in map(_method, body.get("value", [])) if method}
 
 
 def _method(data: dict) -> PhoneMethod | None:

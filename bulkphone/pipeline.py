@@ -1,102 +1,199 @@
-"""The library's front door: ingest -> normalise -> plan -> apply, as plain functions."""
+"""The library's front door: ingest -> normalise -> plan -> apply, as plain functions.
+
+Each function has an async twin (`plan_async`, `apply_async`) for callers that already run
+an event loop; the plain ones run it for you, in a worker thread if a loop is running
+(a notebook).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import httpx
 
 from .auth import BearerAuth, TokenProvider
 from .clock import Clock, SystemClock
-from .errors import AuthError, ForbiddenError, GraphError, InputError, NotFoundError
-from .executor import RunResult, execute
-from .graph import GraphClient
+from .errors import ForbiddenError, GraphError, InputError, NotFoundError
+from .executor import DEFAULT_CONCURRENCY, INTERRUPTED, Progress, RunResult, execute
+from .graph import Counters, GraphClient
 from .ingest import read_input, read_users
+from .journal import Journal, run_key
 from .model import Mode, PhoneType
 from .normalize import normalize_number, normalize_region
 from .planner import Cell, Plan, UserState, build_plan, user_key
 from .retry import RetryPolicy
 from .throttle import DEFAULT_WRITES_PER_SECOND, RateLimiter
 
-__all__ = ["apply", "connect", "load_cells", "plan", "read_current"]
+__all__ = ["Connection", "apply", "apply_async", "connect", "load_cells", "plan", "plan_async", "read_current"]
 
+T = TypeVar("T")
 _CANT_SMS = {"fixed_line", "toll_free", "premium_rate", "shared_cost", "uan", "voicemail", "personal_number"}
+Users = str | Path | dict[str, str] | None
+
+
+@dataclass
+class Connection:
+    """How to reach Graph, and the state one run shares: retry policy, write limiter, counters."""
+
+    token: TokenProvider
+    graph_url: str = "https://graph.microsoft.com"
+    transport: httpx.AsyncBaseTransport | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    counters: Counters = field(default_factory=Counters)
+    max_concurrency: int = DEFAULT_CONCURRENCY
+    timeout: float = 30.0
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[GraphClient]:
+        http = httpx.AsyncClient(
+            auth=BearerAuth(self.token),
+            transport=self.transport,
+            timeout=self.timeout,
+            limits=httpx.Limits(max_connections=self.max_concurrency + 8, max_keepalive_connections=self.max_concurrency + 8),
+        )
+        async with GraphClient(
+            http, base_url=self.graph_url, policy=self.policy, limiter=self.limiter, counters=self.counters
+        ) as client:
+            yield client
 
 
 def connect(
     token: TokenProvider,
     *,
     graph_url: str = "https://graph.microsoft.com",
-    transport: httpx.BaseTransport | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
     max_writes_per_second: float = DEFAULT_WRITES_PER_SECOND,
+    max_concurrency: int = DEFAULT_CONCURRENCY,
     clock: Clock | None = None,
     policy: RetryPolicy | None = None,
     timeout: float = 30.0,
-) -> GraphClient:
-    """A GraphClient with bulkphone's retry policy and write-rate limit."""
+) -> Connection:
+    """A Connection with bulkphone's retry policy and adaptive write-rate limit."""
     policy = policy or RetryPolicy(clock=clock or SystemClock())
-    clock = policy.clock
-    http = httpx.Client(auth=BearerAuth(token), transport=transport, timeout=timeout)
-    return GraphClient(
-        http,
-        base_url=graph_url,
+    return Connection(
+        token=token,
+        graph_url=graph_url,
+        transport=transport,
         policy=policy,
-        limiter=RateLimiter(max_writes_per_second, clock=clock),
+        limiter=RateLimiter(max_writes_per_second, clock=policy.clock),
+        max_concurrency=max_concurrency,
+        timeout=timeout,
     )
 
 
-def load_cells(
-    source: str | Path,
-    *,
-    users: str | Path | dict[str, str] | None = None,
-    default_region: str | None = None,
-) -> list[Cell]:
+def load_cells(source: str | Path, *, users: Users = None, default_region: str | None = None) -> list[Cell]:
     """Read and normalise an input file: one Cell per (input row, phone type)."""
     region_default, problem = normalize_region(default_region)
     if problem:
         raise InputError(f"--default-region: {problem}")
     known_users = read_users(users) if isinstance(users, (str, Path)) else users
     frame = read_input(source)
-    cells = []
-    for row, user, phone_type, raw, row_region, error in frame.itertuples(index=False):
-        cells.append(_cell(row, user, phone_type, raw, row_region, error, known_users, region_default))
-    return cells
+    return [
+        _cell(row, user, phone_type, raw, row_region, error, known_users, region_default)
+        for row, user, phone_type, raw, row_region, error in frame.itertuples(index=False)
+    ]
 
 
-def read_current(client: GraphClient, users: Iterable[str]) -> dict[str, UserState]:
-    """Each user's phone methods as Graph holds them now. 401/403 stop everything."""
-    current: dict[str, UserState] = {}
+async def read_current(client: GraphClient, users: Iterable[str]) -> dict[str, UserState]:
+    """Each user's phone methods as Graph holds them now, read in batches. 401/403 raise."""
+    spelled: dict[str, str] = {}
     for user in users:
-        key = user_key(user)
-        if key in current:
-            continue
-        try:
-            current[key] = UserState(methods=client.list_phone_methods(user))
-        except (AuthError, ForbiddenError):
-            raise
-        except NotFoundError:
+        spelled.setdefault(user_key(user), user)
+    answers = await client.read_phone_methods(list(spelled.values()))
+    current: dict[str, UserState] = {}
+    for key, user in spelled.items():
+        answer = answers[user]
+        if isinstance(answer, NotFoundError):
             current[key] = UserState(
                 error=f"user not found: check the UPN or object id (Graph answered 404 {client.policy.not_found_attempts} times)"
             )
-        except GraphError as exc:
-            current[key] = UserState(error=f"couldn't read the user's current methods: {exc.message}")
+        elif isinstance(answer, GraphError):
+            current[key] = UserState(error=f"couldn't read the user's current methods: {answer.message}")
+        else:
+            current[key] = UserState(methods=answer)
     return current
 
 
-def plan(
+async def plan_async(
     source: str | Path,
     *,
-    client: GraphClient,
-    users: str | Path | dict[str, str] | None = None,
+    connection: Connection,
+    users: Users = None,
     default_region: str | None = None,
     mode: Mode | str = Mode.UPSERT,
 ) -> Plan:
+    async with connection.open() as client:
+        return await _plan(client, source, users=users, default_region=default_region, mode=mode)
+
+
+def plan(source: str | Path, *, connection: Connection, **options) -> Plan:
     """Read the input and the users' current methods, and decide every change. Never writes."""
+    return _run(plan_async(source, connection=connection, **options))
+
+
+async def apply_async(
+    plan_or_source: Plan | str | Path,
+    *,
+    connection: Connection,
+    journal: Journal | None = None,
+    stop: asyncio.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    users: Users = None,
+    default_region: str | None = None,
+    mode: Mode | str = Mode.UPSERT,
+) -> RunResult:
+    """Carry out a plan, or plan the input first and carry that out.
+
+    With a journal, an unfinished run of the same input (or plan) is resumed instead of
+    planned again: its done changes are kept, its in-flight ones read back first.
+    """
+    async with connection.open() as client:
+        resumed = run_id = None
+        if journal is not None:
+            key = _run_key(plan_or_source, users, default_region, mode, connection.graph_url)
+            resumed = journal.resume(key)
+        if resumed is not None:
+            the_plan, run_id = resumed.plan, resumed.run_id
+        elif isinstance(plan_or_source, Plan):
+            the_plan = plan_or_source
+        else:
+            the_plan = await _plan(client, plan_or_source, users=users, default_region=default_region, mode=mode)
+        if journal is not None and run_id is None:
+            run_id = journal.begin(key, the_plan)
+        result = await execute(
+            the_plan,
+            client,
+            max_concurrency=connection.max_concurrency,
+            recorder=journal.recorder(run_id, the_plan) if journal is not None else None,
+            done=resumed.done if resumed else None,
+            in_doubt=resumed.in_doubt if resumed else None,
+            stop=stop,
+            progress=progress,
+        )
+        # Only an interrupted run is left open to resume. After a systemic stop the next apply
+        # plans afresh from live state, so it retries what failed once the cause is fixed.
+        if journal is not None and result.stopped != INTERRUPTED:
+            journal.finish(run_id)
+        return result
+
+
+def apply(plan_or_source: Plan | str | Path, *, connection: Connection, **options) -> RunResult:
+    """Carry out a plan (or plan the input first, then carry it out)."""
+    return _run(apply_async(plan_or_source, connection=connection, **options))
+
+
+async def _plan(client: GraphClient, source, *, users: Users, default_region, mode) -> Plan:
     cells = load_cells(source, users=users, default_region=default_region)
     wanted = [cell.user for cell in cells if not cell.error and not cell.excluded]
     try:
-        current = read_current(client, wanted)
+        current = await read_current(client, wanted)
     except ForbiddenError as exc:
         raise ForbiddenError(
             f"{exc.message}. Fix: grant the app UserAuthenticationMethod.Read.All (plan) or "
@@ -108,10 +205,27 @@ def plan(
     return build_plan(cells, current, Mode(mode))
 
 
-def apply(plan_or_source: Plan | str | Path, *, client: GraphClient, **plan_options) -> RunResult:
-    """Carry out a plan (or plan the input first, then carry it out)."""
-    the_plan = plan_or_source if isinstance(plan_or_source, Plan) else plan(plan_or_source, client=client, **plan_options)
-    return execute(the_plan, client)
+def _run_key(plan_or_source, users: Users, default_region, mode, graph_url: str) -> str:
+    if isinstance(plan_or_source, Plan):
+        return run_key("plan", *(json.dumps(item.__dict__, default=str) for item in plan_or_source.items))
+    users_part = _content(users) if isinstance(users, (str, Path)) else json.dumps(users, sort_keys=True)
+    return run_key("input", _content(plan_or_source), users_part, default_region, str(mode), graph_url)
+
+
+def _content(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return b""  # planning reports the unreadable file, with its fix
+
+
+def _run(awaitable: Awaitable[T]) -> T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(awaitable)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, awaitable).result()
 
 
 def _cell(row, user, phone_type, raw, row_region, error, known_users, region_default) -> Cell:

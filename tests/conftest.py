@@ -26,7 +26,8 @@ def tenant(clock):
     return SimTenant(clock=clock)
 
 
-def make_client(tenant, clock, token=APP_TOKEN, **kwargs):
+def make_connection(tenant, clock, token=APP_TOKEN, **kwargs):
+    """A Connection to the in-process simulated tenant; waits are instant on the fake clock."""
     return bulkphone.connect(
         bulkphone.StaticToken(token),
         graph_url=GRAPH,
@@ -37,8 +38,8 @@ def make_client(tenant, clock, token=APP_TOKEN, **kwargs):
 
 
 @pytest.fixture
-def client(tenant, clock):
-    return make_client(tenant, clock)
+def connection(tenant, clock):
+    return make_connection(tenant, clock)
 
 
 @pytest.fixture

@@ -117,11 +117,14 @@ def test_bad_token_is_exit_2_and_nothing_written(runner, server, write_file, tmp
 def test_read_only_permission_stops_apply_with_exit_2_and_a_report(runner, server, write_file, tmp_path):
     tenant, url = server
     tenant.tokens["reader"] = Principal(frozenset({"UserAuthenticationMethod.Read.All"}))
-    source = write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\nbob@contoso.com,+1 425 555 0101\n")
-    result = run(runner, "apply", source, "--report", tmp_path / "r.csv", "--graph-url", url, token="reader")
+    users = [f"user{i}@contoso.com" for i in range(8)]
+    for user in users:
+        tenant.add_user(user)
+    source = write_file("in.csv", "user,mobile\n" + "".join(f"{u},+1 425 555 01{i:02d}\n" for i, u in enumerate(users)))
+    result = run(runner, "apply", source, "--report", tmp_path / "r.csv", "--graph-url", url, "--max-concurrency", "1", token="reader")
     assert result.exit_code == 2
     assert "run stopped" in result.output and "UserAuthenticationMethod.ReadWrite.All" in result.output
-    assert [r["status"] for r in read_report(tmp_path / "r.csv")] == ["failed", "skipped"]
+    assert [r["status"] for r in read_report(tmp_path / "r.csv")] == ["failed"] * 3 + ["skipped"] * 5
     assert tenant.writes == []
 
 

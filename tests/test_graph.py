@@ -1,4 +1,7 @@
-"""GraphClient through a real httpx client over MockTransport: one retry policy, one error tree."""
+"""GraphClient through a real httpx.AsyncClient over MockTransport: one retry policy, one error tree."""
+
+import asyncio
+import json
 
 import httpx
 import pytest
@@ -11,7 +14,18 @@ from bulkphone.model import PhoneType
 from bulkphone.retry import RetryPolicy
 from bulkphone.throttle import RateLimiter
 
-OK_LIST = {"value": [{"id": "3179e48a-750b-4051-897c-87b9720928f7", "phoneNumber": "+1 4255550100", "phoneType": "mobile"}]}
+MOBILE = {"id": "3179e48a-750b-4051-897c-87b9720928f7", "phoneNumber": "+1 4255550100", "phoneType": "mobile"}
+OK_LIST = {"value": [MOBILE]}
+
+
+def make_client(handler, clock=None):
+    clock = clock or FakeClock()
+    return GraphClient(
+        httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=BearerAuth(StaticToken("t"))),
+        base_url="https://graph.test",
+        policy=RetryPolicy(clock=clock),
+        limiter=RateLimiter(100, clock=clock),
+    )
 
 
 def scripted(*answers):
@@ -27,19 +41,17 @@ def scripted(*answers):
         body = OK_LIST if status == 200 else {"error": {"code": "x", "message": f"status {status}"}}
         return httpx.Response(status, json=body if status != 204 else None, headers=headers)
 
-    clock = FakeClock()
-    client = GraphClient(
-        httpx.Client(transport=httpx.MockTransport(handler), auth=BearerAuth(StaticToken("t"))),
-        base_url="https://graph.test",
-        policy=RetryPolicy(clock=clock),
-        limiter=RateLimiter(100, clock=clock),
-    )
-    return client, seen, clock
+    client = make_client(handler)
+    return client, seen, client.policy.clock
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
 
 
 def test_reads_retry_transient_errors():
     client, seen, _ = scripted(503, 504, httpx.ReadError, 200)
-    assert client.list_phone_methods("ann@contoso.com")[PhoneType.MOBILE].phone_number == "+1 4255550100"
+    assert run(client.list_phone_methods("ann@contoso.com"))[PhoneType.MOBILE].phone_number == "+1 4255550100"
     assert len(seen) == 4
     assert seen[0].headers["Authorization"] == "Bearer t"
     assert str(seen[0].url) == "https://graph.test/v1.0/users/ann@contoso.com/authentication/phoneMethods"
@@ -49,29 +61,29 @@ def test_reads_retry_transient_errors():
 def test_client_errors_are_never_retried(status, error):
     client, seen, _ = scripted(status, 200)
     with pytest.raises(error):
-        client.list_phone_methods("ann@contoso.com")
+        run(client.list_phone_methods("ann@contoso.com"))
     assert len(seen) == 1
 
 
 def test_404_is_retried_for_the_replication_window_then_reported():
     client, seen, clock = scripted(404)
     with pytest.raises(NotFoundError):
-        client.list_phone_methods("new@contoso.com")
+        run(client.list_phone_methods("new@contoso.com"))
     assert len(seen) == client.policy.not_found_attempts
     assert len(clock.sleeps) == client.policy.not_found_attempts - 1
 
 
 def test_retry_after_is_honoured_and_pauses_the_limiter():
     client, seen, clock = scripted((429, {"Retry-After": "7"}), 200)
-    client.list_phone_methods("ann@contoso.com")
+    run(client.list_phone_methods("ann@contoso.com"))
     assert clock.sleeps[0] == 7.0
-    assert client.throttled == 1 and client.limiter.paused_seconds == 7.0
+    assert client.counters.throttled == 1 and client.limiter.paused_seconds == 7.0
 
 
 def test_throttling_gives_up_after_the_capped_attempts():
     client, seen, _ = scripted((429, {"Retry-After": "1"}))
     with pytest.raises(ThrottledError):
-        client.list_phone_methods("ann@contoso.com")
+        run(client.list_phone_methods("ann@contoso.com"))
     assert len(seen) == client.policy.attempts
 
 
@@ -79,35 +91,75 @@ def test_throttling_gives_up_after_the_capped_attempts():
 def test_a_write_with_unknown_outcome_is_not_blindly_repeated(failure):
     client, seen, _ = scripted(failure, 201)
     with pytest.raises(AmbiguousWriteError):
-        client.create_phone_method("ann@contoso.com", PhoneType.MOBILE, "+1 4255550100")
+        run(client.create_phone_method("ann@contoso.com", PhoneType.MOBILE, "+1 4255550100"))
     assert len(seen) == 1
 
 
 @pytest.mark.parametrize("failure", [(429, {"Retry-After": "2"}), httpx.ConnectError])
 def test_a_write_that_surely_did_not_happen_is_retried(failure):
     client, seen, _ = scripted(failure, 204)
-    client.delete_phone_method("ann@contoso.com", PhoneType.OFFICE)
+    run(client.delete_phone_method("ann@contoso.com", PhoneType.OFFICE))
     assert len(seen) == 2
     assert seen[1].method == "DELETE"
     assert seen[1].url.path.endswith("/phoneMethods/e37fc753-ff3b-4958-9484-eaa9425c82bc")
 
 
-def test_the_limiter_spaces_writes():
-    clock = FakeClock()
-    limiter = RateLimiter(2, clock=clock)
-    start = clock.now()
-    for _ in range(5):
-        limiter.acquire()
-    assert clock.now() - start == pytest.approx(2.0)
+def batch_server(script):
+    """A $batch endpoint: script(user, attempt) -> (status, headers, body) for each sub-request."""
+    attempts, batches = {}, []
+
+    def handler(request):
+        payload = json.loads(request.content)
+        batches.append([r["url"].split("/")[2] for r in payload["requests"]])
+        responses = []
+        for sub in payload["requests"]:
+            user = sub["url"].split("/")[2]
+            attempts[user] = attempts.get(user, 0) + 1
+            status, headers, body = script(user, attempts[user])
+            responses.append({"id": sub["id"], "status": status, "headers": headers, "body": body})
+        return httpx.Response(200, json={"responses": list(reversed(responses))})
+
+    return handler, attempts, batches
 
 
-def test_a_paused_limiter_holds_everyone_until_resume():
-    clock = FakeClock()
-    limiter = RateLimiter(10, clock=clock)
-    limiter.pause(5)
-    start = clock.now()
-    limiter.acquire()
-    assert clock.now() - start == pytest.approx(5.0)
+def test_batch_reads_send_at_most_20_users_a_request_and_match_answers_by_id():
+    handler, attempts, batches = batch_server(lambda user, n: (200, {}, {"value": [dict(MOBILE, phoneNumber=f"+1 42555501{user[1:]}")]}))
+    users = [f"u{i:02d}" for i in range(45)]
+    results = run(make_client(handler).read_phone_methods(users))
+    assert sorted(len(b) for b in batches) == [5, 20, 20]
+    assert all(results[u][PhoneType.MOBILE].phone_number == f"+1 42555501{u[1:]}" for u in users)
+
+
+def test_batch_sub_requests_are_retried_on_their_own():
+    def script(user, attempt):
+        if user == "busy" and attempt == 1:
+            return 429, {"Retry-After": "3"}, {"error": {"code": "TooManyRequests", "message": "slow down"}}
+        if user == "flaky" and attempt < 3:
+            return 503, {}, {"error": {"code": "serviceNotAvailable", "message": "try later"}}
+        if user == "fresh" and attempt < 2:
+            return 404, {}, {"error": {"code": "Request_ResourceNotFound", "message": "no such user"}}
+        if user == "ghost":
+            return 404, {}, {"error": {"code": "Request_ResourceNotFound", "message": "no such user"}}
+        if user == "bad":
+            return 400, {}, {"error": {"code": "BadRequest", "message": "nope"}}
+        return 200, {}, OK_LIST
+
+    handler, attempts, batches = batch_server(script)
+    client = make_client(handler)
+    results = run(client.read_phone_methods(["ok", "busy", "flaky", "fresh", "ghost", "bad"]))
+    assert {u: type(r).__name__ for u, r in results.items()} == {
+        "ok": "dict", "busy": "dict", "flaky": "dict", "fresh": "dict", "ghost": "NotFoundError", "bad": "PermanentError",
+    }
+    assert attempts == {"ok": 1, "busy": 2, "flaky": 3, "fresh": 2, "ghost": client.policy.not_found_attempts, "bad": 1}
+    assert batches[1] == ["busy", "flaky", "fresh", "ghost"]  # only the ones that needed it
+    assert client.policy.clock.sleeps[0] == 3.0  # the sub-request's Retry-After
+    assert client.counters.throttled == 1
+
+
+def test_a_403_inside_a_batch_stops_the_read():
+    handler, _, _ = batch_server(lambda user, n: (403, {}, {"error": {"code": "Authorization_RequestDenied", "message": "no"}}))
+    with pytest.raises(ForbiddenError):
+        run(make_client(handler).read_phone_methods(["ann", "bob"]))
 
 
 def test_bearer_auth_fetches_a_fresh_token_once_on_401():
@@ -119,13 +171,15 @@ def test_bearer_auth_fetches_a_fresh_token_once_on_401():
             self.issued += 1
             return f"token-{self.issued}"
 
-    provider = Rotating()
     seen = []
 
     def handler(request):
         seen.append(request.headers["Authorization"])
         return httpx.Response(401 if len(seen) == 1 else 200, json=OK_LIST)
 
-    http = httpx.Client(transport=httpx.MockTransport(handler), auth=BearerAuth(provider))
-    assert http.get("https://graph.test/v1.0/me").status_code == 200
+    async def get():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=BearerAuth(Rotating())) as http:
+            return await http.get("https://graph.test/v1.0/me")
+
+    assert run(get()).status_code == 200
     assert seen == ["Bearer token-1", "Bearer token-2"]

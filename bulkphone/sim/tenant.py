@@ -60,6 +60,7 @@ class SimUser:
 class Faults:
     """Probabilities per phone-method request, and shared limits."""
 
+    error_429: float = 0.0  # a 429 that isn't about the rate (another app, a burst elsewhere)
     error_503: float = 0.0
     error_500: float = 0.0
     drop_before: float = 0.0
@@ -67,6 +68,8 @@ class Faults:
     latency: float = 0.0  # seconds per request
     writes_per_second: float | None = None
     reads_per_second: float | None = None
+    window_seconds: float = 1.0  # the budget is counted over this window: rate x window may come in a burst
+    retry_after: float | None = None  # fixed Retry-After for every 429 (fast tests); None: whole seconds, as Graph
     seed: int = 0
 
 
@@ -82,9 +85,9 @@ class SimResponse:
 
 
 class _Bucket:
-    def __init__(self, rate: float, clock: Clock) -> None:
+    def __init__(self, rate: float, window: float, clock: Clock) -> None:
         self.rate = rate
-        self.capacity = max(1.0, rate)
+        self.capacity = max(1.0, rate * window)
         self.tokens = self.capacity
         self.clock = clock
         self.updated = clock.now()
@@ -98,6 +101,10 @@ class _Bucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate
+
+    @property
+    def used(self) -> float:
+        return 1 - self.tokens / self.capacity
 
 
 class SimTenant:
@@ -117,12 +124,14 @@ class SimTenant:
         self.users: dict[str, SimUser] = {}
         self.writes: list[dict] = []  # every write that changed the tenant, in order
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status or drop)
-        self.injected: dict[str, int] = {"503": 0, "500": 0, DROP_BEFORE: 0, DROP_AFTER: 0, "429": 0, "404-fresh": 0}
+        self.injected: dict[str, int] = {"429": 0, "503": 0, "500": 0, DROP_BEFORE: 0, DROP_AFTER: 0, "404-fresh": 0}
+        self.rate_limited = 0  # 429s because the caller went over the configured rate
         self._random = random.Random(self.faults.seed)
         self._forced: list[tuple[str, str | None]] = []
         self._lock = threading.RLock()
-        self._write_bucket = _Bucket(self.faults.writes_per_second, self.clock) if self.faults.writes_per_second else None
-        self._read_bucket = _Bucket(self.faults.reads_per_second, self.clock) if self.faults.reads_per_second else None
+        window = self.faults.window_seconds
+        self._write_bucket = _Bucket(self.faults.writes_per_second, window, self.clock) if self.faults.writes_per_second else None
+        self._read_bucket = _Bucket(self.faults.reads_per_second, window, self.clock) if self.faults.reads_per_second else None
         for user in users:
             self.add(user)
 
@@ -151,9 +160,10 @@ class SimTenant:
 
     # ---- the API ------------------------------------------------------------------
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> SimResponse:
-        """Answer one HTTP request; `path` is the URL path, e.g. /v1.0/users/x/authentication/phoneMethods."""
-        if self.faults.latency:
-            self.clock.sleep(self.faults.latency)
+        """Answer one HTTP request; `path` is the URL path, e.g. /v1.0/users/x/authentication/phoneMethods.
+
+        Latency (`faults.latency`) is the transport's to add, so no lock is held while waiting.
+        """
         with self._lock:
             response = self._handle(method.upper(), path, headers, body)
             self.requests.append((method.upper(), path, response.drop or response.status))
@@ -196,6 +206,9 @@ class SimTenant:
         response = self._route(method, version, parts[2:], user, principal, body)
         if fault is not None:  # DROP_AFTER: the write happened, the client never hears of it
             return SimResponse(0, drop=DROP_AFTER)
+        bucket = self._write_bucket if is_write else self._read_bucket
+        if bucket is not None and bucket.used >= 0.8:
+            response.headers["x-ms-throttle-limit-percentage"] = f"{bucket.used:.2f}"
         return response
 
     def _principal(self, headers: dict[str, str]) -> Principal | SimResponse:
@@ -217,9 +230,7 @@ class SimTenant:
             if wanted in (None, method):
                 del self._forced[index]
                 self.injected[fault] += 1
-                if fault in (DROP_BEFORE, DROP_AFTER):
-                    return SimResponse(0, drop=fault)
-                return _error(int(fault), "serviceNotAvailable", "Injected fault.")
+                return self._fault(fault)
         return None
 
     def _roll_fault(self, method: str, is_write: bool) -> SimResponse | None:
@@ -228,17 +239,28 @@ class SimTenant:
             return forced
         f = self.faults
         roll = self._random.random()
-        for name, chance in (("503", f.error_503), ("500", f.error_500), (DROP_BEFORE, f.drop_before)):
+        for name, chance in (("429", f.error_429), ("503", f.error_503), ("500", f.error_500), (DROP_BEFORE, f.drop_before)):
             if roll < chance:
                 self.injected[name] += 1
-                if name == DROP_BEFORE:
-                    return SimResponse(0, drop=DROP_BEFORE)
-                return _error(int(name), "serviceNotAvailable" if name == "503" else "generalException", "Injected fault.")
+                return self._fault(name)
             roll -= chance
         if is_write and roll < f.drop_after:
             self.injected[DROP_AFTER] += 1
             return SimResponse(0, drop=DROP_AFTER)
         return None
+
+    def _fault(self, name: str) -> SimResponse:
+        if name in (DROP_BEFORE, DROP_AFTER):
+            return SimResponse(0, drop=name)
+        if name == "429":
+            return self._too_many(1)
+        return _error(int(name), "serviceNotAvailable" if name == "503" else "generalException", "Injected fault.")
+
+    def _too_many(self, wait: float) -> SimResponse:
+        response = _error(429, "TooManyRequests", "Too many requests.")
+        retry_after = self.faults.retry_after
+        response.headers["Retry-After"] = str(retry_after if retry_after is not None else max(1, math.ceil(wait)))
+        return response
 
     def _throttle(self, is_write: bool) -> SimResponse | None:
         bucket = self._write_bucket if is_write else self._read_bucket
@@ -247,11 +269,8 @@ class SimTenant:
         wait = bucket.take()
         if not wait:
             return None
-        self.injected["429"] += 1
-        response = _error(429, "TooManyRequests", "Too many requests.")
-        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-        response.headers["x-ms-throttle-limit-percentage"] = "1.0"
-        return response
+        self.rate_limited += 1
+        return self._too_many(wait)
 
     def _route(self, method: str, version: str, rest: list[str], user: SimUser, principal: Principal, body: bytes) -> SimResponse:
         if not rest:

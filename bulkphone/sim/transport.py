@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -16,8 +18,8 @@ from .tenant import SimTenant
 __all__ = ["SimTransport", "serve"]
 
 
-class SimTransport(httpx.BaseTransport):
-    """Hands each request to the tenant in-process, like httpx.MockTransport.
+class SimTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Hands each request to the tenant in-process, like httpx.MockTransport (sync or async).
 
     A dropped connection surfaces exactly as httpx reports one from a real socket.
     """
@@ -26,7 +28,17 @@ class SimTransport(httpx.BaseTransport):
         self.tenant = tenant
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = self.tenant.handle(request.method, request.url.path, dict(request.headers), request.read())
+        if self.tenant.faults.latency:
+            time.sleep(self.tenant.faults.latency)
+        return self._respond(request, request.read())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.tenant.faults.latency:
+            await asyncio.sleep(self.tenant.faults.latency)
+        return self._respond(request, await request.aread())
+
+    def _respond(self, request: httpx.Request, body: bytes) -> httpx.Response:
+        answer = self.tenant.handle(request.method, request.url.path, dict(request.headers), body)
         if answer.drop:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
         headers = dict(answer.headers)
@@ -51,6 +63,8 @@ def serve(tenant: SimTenant, host: str = "127.0.0.1") -> Iterator[str]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            if tenant.faults.latency:
+                time.sleep(tenant.faults.latency)
             answer = tenant.handle(self.command, urlsplit(self.path).path, dict(self.headers.items()), body)
             if answer.drop:
                 self.close_connection = True

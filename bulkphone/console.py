@@ -1,0 +1,60 @@
+"""What a person or a scheduler sees while apply runs: a progress bar on a terminal,
+plain periodic lines when the output goes to a log."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .executor import Progress as RunProgress
+
+__all__ = ["ProgressDisplay"]
+
+
+class ProgressDisplay:
+    def __init__(self, stream: TextIO | None = None, *, every_seconds: float = 10.0) -> None:
+        self.stream = stream or sys.stderr
+        self.every_seconds = every_seconds
+        self.interactive = self.stream.isatty()
+        self._last_line = 0.0
+        self._bar: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.interactive:
+            self._bar = Progress(
+                TextColumn("applying"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.1f} writes/s, {task.fields[throttled]} throttled"),
+                TimeRemainingColumn(),
+                console=Console(file=self.stream),
+                transient=True,
+            )
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc_info)
+
+    def update(self, progress: RunProgress) -> None:
+        rate = progress.writes / progress.seconds if progress.seconds > 0 else 0.0
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task("apply", total=progress.total, rate=0.0, throttled=0)
+            self._bar.update(self._task, completed=progress.done, rate=rate, throttled=progress.throttled)
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.every_seconds or progress.done == progress.total:
+            self._last_line = now
+            print(
+                f"bulkphone: {progress.done}/{progress.total} changes, {progress.writes} writes "
+                f"({rate:.1f}/s), {progress.throttled} throttled, {progress.seconds:.0f}s",
+                file=self.stream,
+                flush=True,
+            )

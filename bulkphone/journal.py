@@ -1,0 +1,177 @@
+"""A SQLite journal of each apply run: the plan, and every change's outcome as it happens.
+
+A change is marked `inflight` before its request is sent and `done` (with its outcome) after,
+each in its own small transaction, in WAL mode with full sync. If the process dies, running
+`apply` again with the same input finds the unfinished run: `done` changes keep their
+outcome, `inflight` ones are read back before anything is written, the rest run as planned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Iterable
+
+from .errors import InputError
+from .executor import Outcome
+from .model import Action, Mode, Status
+from .planner import Plan, PlanItem
+
+__all__ = ["Journal", "ResumedRun", "RunRecorder", "run_key"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    outcome TEXT,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS runs_by_key ON runs(key, finished);
+"""
+_ITEM_FIELDS = [f.name for f in dataclasses.fields(PlanItem)]
+_OUTCOME_FIELDS = [f.name for f in dataclasses.fields(Outcome)]
+
+
+def run_key(*parts: bytes | str | None) -> str:
+    """Identify a run by its inputs and options: the same key means the same run to resume."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part or "").encode()
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class ResumedRun:
+    run_id: int
+    plan: Plan
+    done: dict[tuple[int, str], Outcome]
+    in_doubt: set[tuple[int, str]]  # changes that were in flight when the process died
+
+
+class Journal:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise InputError(f"{self.path}: can't open the run journal ({exc}). Fix: pass --journal with a writable path.") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def resume(self, key: str) -> ResumedRun | None:
+        """The newest unfinished run with this key, or None."""
+        found = self.db.execute(
+            "SELECT id, mode FROM runs WHERE key = ? AND finished IS NULL ORDER BY id DESC LIMIT 1", (key,)
+        ).fetchone()
+        if found is None:
+            return None
+        run_id, mode = found
+        items, done, in_doubt = [], {}, set()
+        for data, state, outcome in self.db.execute(
+            "SELECT data, state, outcome FROM items WHERE run_id = ? ORDER BY seq", (run_id,)
+        ):
+            item = _item_from_json(data)
+            items.append(item)
+            if state == "done":
+                done[(item.row, item.phone_type)] = _outcome_from_json(outcome)
+            elif state == "inflight":
+                in_doubt.add((item.row, item.phone_type))
+        return ResumedRun(run_id, Plan(mode=Mode(mode), items=tuple(items)), done, in_doubt)
+
+    def begin(self, key: str, plan: Plan) -> int:
+        with self.db:
+            self.db.execute("BEGIN")
+            cursor = self.db.execute(
+                "INSERT INTO runs (key, mode, started) VALUES (?, ?, ?)", (key, plan.mode.value, _now())
+            )
+            run_id = cursor.lastrowid
+            self.db.executemany(
+                "INSERT INTO items (run_id, seq, data) VALUES (?, ?, ?)",
+                ((run_id, seq, _item_to_json(item)) for seq, item in enumerate(plan.items)),
+            )
+        return run_id
+
+    def recorder(self, run_id: int, plan: Plan) -> RunRecorder:
+        return RunRecorder(self, run_id, plan.items)
+
+    def finish(self, run_id: int) -> None:
+        self.db.execute("UPDATE runs SET finished = ? WHERE id = ?", (_now(), run_id))
+
+    def counts(self, run_id: int) -> dict[str, int]:
+        return dict(self.db.execute("SELECT state, COUNT(*) FROM items WHERE run_id = ? GROUP BY state", (run_id,)))
+
+
+class RunRecorder:
+    """What the executor calls around each change; one small transaction a call."""
+
+    def __init__(self, journal: Journal, run_id: int, items: Iterable[PlanItem]) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.seq = {(item.row, item.phone_type): seq for seq, item in enumerate(items)}
+
+    def started(self, item: PlanItem) -> None:
+        self.journal.db.execute(
+            "UPDATE items SET state = 'inflight' WHERE run_id = ? AND seq = ?", (self.run_id, self._seq(item))
+        )
+
+    def finished(self, item: PlanItem, outcome: Outcome) -> None:
+        self.journal.db.execute(
+            "UPDATE items SET state = 'done', outcome = ? WHERE run_id = ? AND seq = ?",
+            (_outcome_to_json(outcome), self.run_id, self._seq(item)),
+        )
+
+    def _seq(self, item: PlanItem) -> int:
+        return self.seq[(item.row, item.phone_type)]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _item_to_json(item: PlanItem) -> str:
+    data = dataclasses.asdict(item)
+    data["action"] = item.action.value
+    return json.dumps(data)
+
+
+def _item_from_json(text: str) -> PlanItem:
+    data = json.loads(text)
+    data["action"] = Action(data["action"])
+    return PlanItem(**{name: data[name] for name in _ITEM_FIELDS})
+
+
+def _outcome_to_json(outcome: Outcome) -> str:
+    data = dataclasses.asdict(outcome)
+    data["status"] = outcome.status.value
+    return json.dumps(data)
+
+
+def _outcome_from_json(text: str) -> Outcome:
+    data = json.loads(text)
+    data["status"] = Status(data["status"])
+    return Outcome(**{name: data[name] for name in _OUTCOME_FIELDS})

@@ -1,0 +1,101 @@
+"""The run-wide adaptive write limiter."""
+
+import asyncio
+
+import pytest
+
+from bulkphone.clock import FakeClock, SystemClock
+from bulkphone.throttle import RateLimiter
+
+
+def acquire_times(limiter, count):
+    async def go():
+        times = []
+        for _ in range(count):
+            await limiter.acquire()
+            times.append(limiter.clock.now())
+        return times
+
+    return asyncio.run(go())
+
+
+def test_writes_are_spaced_at_the_rate():
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, start_fraction=1.0)
+    times = acquire_times(limiter, 21)
+    assert times[-1] - times[0] == pytest.approx(2.0)
+
+
+def test_it_never_exceeds_the_ceiling_for_long_even_when_it_keeps_succeeding():
+    clock = FakeClock()
+    limiter = RateLimiter(20, clock=clock)
+
+    async def go():
+        for _ in range(1000):
+            await limiter.acquire()
+            limiter.succeeded()
+
+    start = clock.now()
+    asyncio.run(go())
+    elapsed = clock.now() - start
+    assert limiter.rate == 20
+    assert 1000 / elapsed <= 20 * 1.02  # at most the one-second burst above the ceiling
+
+
+def test_it_starts_below_the_ceiling_and_climbs_back_after_a_429():
+    clock = FakeClock()
+    limiter = RateLimiter(40, clock=clock)
+    assert limiter.rate == 20
+    for _ in range(100):
+        limiter.succeeded()
+    assert limiter.rate == 40
+    limiter.throttled_for(1)
+    assert limiter.rate == pytest.approx(28)
+    for _ in range(30):
+        limiter.succeeded()
+    assert limiter.rate == 40
+
+
+def test_near_limit_holds_the_climb_and_slows_when_almost_out():
+    clock = FakeClock()
+    limiter = RateLimiter(40, clock=clock)
+    limiter.near_limit(0.85)
+    limiter.succeeded()
+    assert limiter.rate == 20
+    limiter.near_limit(0.99)
+    assert limiter.rate == pytest.approx(19)
+    clock.advance(1.5)
+    limiter.succeeded()
+    assert limiter.rate > 19
+
+
+def test_a_429_pauses_every_waiting_worker_until_retry_after():
+    clock = SystemClock()
+    limiter = RateLimiter(1000, clock=clock, start_fraction=1.0)
+
+    async def go():
+        start = clock.now()
+        limiter.throttled_for(0.3)
+        finished = await asyncio.gather(*(worker() for _ in range(8)))
+        return start, finished
+
+    async def worker():
+        await limiter.acquire()
+        return clock.now()
+
+    start, finished = asyncio.run(go())
+    assert min(finished) - start >= 0.29
+    assert limiter.paused_seconds == pytest.approx(0.3)
+    assert limiter.throttled == 1
+
+
+def test_budget_refilled_during_a_pause_is_not_lost():
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, start_fraction=1.0)
+    acquire_times(limiter, 5)
+    limiter.throttled_for(2)
+    resume = clock.now() + 2
+    times = acquire_times(limiter, 8)
+    assert times[0] == pytest.approx(resume)
+    # after the pause, a short burst uses what the tenant refilled meanwhile
+    assert times[5] - times[0] < 5 / limiter.rate
