@@ -71,7 +71,7 @@ class Journal:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise InputError(f"{self.path}: can't open the run journal ({exc}). Fix: pass --journal with a writable path.") from exc
 
     def close(self) -> None:
