@@ -20,7 +20,7 @@ class ProgressDisplay:
         self.stream = stream or sys.stderr
         self.every_seconds = every_seconds
         self.interactive = self.stream.isatty()
-        self._last_line = 0.0
+        self._last_line = float("-inf")
         self._bar: Progress | None = None
         self._task = None
 

@@ -1,13 +1,16 @@
 """One adaptive write-rate limiter for the whole run.
 
 A token bucket whose rate starts below the ceiling and climbs back to it after every success
-(additive increase), drops on every 429 (multiplicative decrease) and holds still when Graph
-says the app is near its limit (`x-ms-throttle-limit-percentage`). A 429's Retry-After pauses
-every worker, not just the one that was told. The bucket holds a little burst so that the
-budget Graph refills during a pause isn't thrown away when the pause ends.
+(additive increase), drops when Graph answers 429 (multiplicative decrease, once per pause, so
+a burst of 429s counts as one signal) and stops climbing while Graph says the app is near its
+limit (`x-ms-throttle-limit-percentage`). A 429's Retry-After pauses every worker, not just the
+one that was told. The bucket holds one second of burst, so the budget Graph refills during a
+pause is used when the pause ends instead of being thrown away.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from .clock import Clock, SystemClock
 
@@ -16,6 +19,8 @@ __all__ = ["DEFAULT_WRITES_PER_SECOND", "RateLimiter"]
 # Graph allows 3,000 writes per 2.5 minutes per app per tenant (20/s); stay below it
 # so that other jobs of the same app, and our own retries, fit in the budget.
 DEFAULT_WRITES_PER_SECOND = 15.0
+# Refilling by rate x wait can land a hair under a whole token; don't wait for the hair.
+_EPSILON = 1e-9
 
 
 class RateLimiter:
@@ -26,7 +31,7 @@ class RateLimiter:
         *,
         start_fraction: float = 0.5,
         burst_seconds: float = 1.0,
-        decrease: float = 0.7,
+        decrease: float = 0.8,
         climb_seconds: float = 2.0,
     ) -> None:
         if ceiling <= 0:
@@ -37,61 +42,65 @@ class RateLimiter:
         self.floor = min(1.0, ceiling)
         self.capacity = max(1.0, ceiling * burst_seconds)
         self.decrease = decrease
-        # Adding ceiling/(ceiling*climb_seconds) per write climbs from 0 to the ceiling in ~climb_seconds.
+        # Each success adds 1/climb_seconds: while writes succeed, the rate grows e-fold
+        # every climb_seconds until it reaches the ceiling.
         self.step = 1.0 / climb_seconds
         self._tokens = 1.0
         self._updated = self.clock.now()
-        self._next_free = self._updated
         self._resume_at = 0.0
         self._hold_until = 0.0
+        self._queue: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self.paused_seconds = 0.0
         self.throttled = 0
 
     async def acquire(self) -> None:
-        """Wait until this caller may send one write."""
-        slot = self._reserve()
-        wait = slot - self.clock.now()
-        if wait > 0:
-            await self.clock.sleep(wait)
-
-    def _reserve(self) -> float:
-        # Reservations are decided synchronously, so concurrent workers queue up fairly
-        # without a lock: asyncio never switches tasks inside this method.
-        now = self.clock.now()
-        start = max(now, self._resume_at, self._next_free)
-        self._refill(start)
-        if self._tokens >= 1:
-            self._tokens -= 1
-            self._next_free = start
-            return start
-        slot = start + (1 - self._tokens) / self.rate
-        self._tokens = 0.0
-        self._updated = slot
-        self._next_free = slot
-        return slot
-
-    def _refill(self, at: float) -> None:
-        if at > self._updated:
-            self._tokens = min(self.capacity, self._tokens + (at - self._updated) * self.rate)
-            self._updated = at
+        """Wait until this caller may send one write. Callers are served in turn."""
+        async with self._lock():
+            while True:
+                now = self.clock.now()
+                wait = self._resume_at - now
+                if wait <= 0:
+                    self._refill(now)
+                    if self._tokens >= 1 - _EPSILON:
+                        self._tokens = max(0.0, self._tokens - 1)
+                        return
+                    wait = (1 - self._tokens) / self.rate
+                await self.clock.sleep(wait)
 
     def succeeded(self) -> None:
         if self.clock.now() >= self._hold_until:
             self.rate = min(self.ceiling, self.rate + self.step)
 
     def throttled_for(self, retry_after: float) -> None:
-        """Graph answered 429: everyone waits Retry-After, and the rate steps down."""
+        """Graph answered 429: everyone waits Retry-After, and the rate steps down once."""
         self.throttled += 1
         now = self.clock.now()
+        already_paused = now < self._resume_at
         resume_at = now + retry_after
         if resume_at > self._resume_at:
+            # Graph refills its budget during the pause at its own pace, whatever we learn
+            # now: credit the pause at the rate we had, before stepping down.
+            self._refill(resume_at)
             self.paused_seconds += resume_at - max(self._resume_at, now)
-            self._refill(max(now, self._updated))
             self._resume_at = resume_at
-        self.rate = max(self.floor, self.rate * self.decrease)
+        if not already_paused:
+            self.rate = max(self.floor, self.rate * self.decrease)
 
     def near_limit(self, used_fraction: float) -> None:
         """Graph says the app has used this share of its limit (sent only above 0.8)."""
         self._hold_until = self.clock.now() + 1.0
         if used_fraction >= 0.95:
             self.rate = max(self.floor, self.rate * 0.95)
+
+    def _refill(self, now: float) -> None:
+        if now > self._updated:
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+
+    def _lock(self) -> asyncio.Lock:
+        # One limiter may serve several event loops in turn (plan, then apply); a lock
+        # belongs to one loop.
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._queue[0] is not loop:
+            self._queue = (loop, asyncio.Lock())
+        return self._queue[1]

@@ -107,12 +107,14 @@ def test_resume_after_a_crash_writes_each_change_exactly_once(tenant, clock, wri
 
     with Journal(journal_path) as journal:
         result = bulkphone.apply(source, connection=connection, journal=journal)
-        assert journal.resume(run_key()) is None
+        assert journal.db.execute("SELECT COUNT(*) FROM runs WHERE finished IS NULL").fetchone() == (0,)
     expected = {u: {"mobile": f"+1 42555501{i:02d}", "office": f"+1 42555502{i:02d}"} for i, u in enumerate(users)}
     assert tenant.state() == expected
     assert len(tenant.writes) == 30  # every planned change landed exactly once, across both runs
     assert writes_before < 30
-    assert result.stats["resumed"] >= (after - 1 if at != "after-finished" else after)
+    # Other workers may finish what they had in flight before the crash takes them down.
+    least = {"after-finished": after, "before-finished": after - 1}.get(at, max(0, after - 4))
+    assert least <= result.stats["resumed"] <= after + 4
     rows = result_rows(result)
     assert sorted((r["row"], r["phoneType"]) for r in rows) == sorted((row, t) for row in range(2, 17) for t in ("mobile", "alternateMobile", "office"))
     assert {r["status"] for r in rows} == {"ok"}

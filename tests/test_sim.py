@@ -153,3 +153,23 @@ def test_batch_answers_each_sub_request(http, tenant, ann):
     assert answers["1"]["status"] == 200 and answers["1"]["body"]["value"] == []
     assert answers["2"]["body"]["value"][0]["phoneNumber"] == "+1 4255550199"
     assert answers["3"]["status"] == 404
+
+
+def test_injected_429s_carry_retry_after(clock):
+    tenant = SimTenant(clock=clock, faults=Faults(error_429=1.0, retry_after=0.25))
+    tenant.add_user("ann@contoso.com")
+    http = httpx.Client(transport=SimTransport(tenant), headers={"Authorization": f"Bearer {APP_TOKEN}"})
+    response = http.get(BASE)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "0.25"
+    assert tenant.injected["429"] == 1 and tenant.rate_limited == 0
+
+
+def test_near_the_write_limit_responses_say_how_much_is_used(clock):
+    tenant = SimTenant(clock=clock, faults=Faults(writes_per_second=10))
+    tenant.add_user("ann@contoso.com")
+    http = httpx.Client(transport=SimTransport(tenant), headers={"Authorization": f"Bearer {APP_TOKEN}"})
+    first = post(http, "mobile", "+1 4255550100")
+    assert "x-ms-throttle-limit-percentage" not in first.headers
+    for number in range(1, 8):
+        last = http.patch(f"{BASE}/{MOBILE_ID}", json={"phoneType": "mobile", "phoneNumber": f"+1 425555010{number}"})
+    assert float(last.headers["x-ms-throttle-limit-percentage"]) >= 0.8

@@ -50,10 +50,15 @@ def test_it_starts_below_the_ceiling_and_climbs_back_after_a_429():
         limiter.succeeded()
     assert limiter.rate == 40
     limiter.throttled_for(1)
-    assert limiter.rate == pytest.approx(28)
-    for _ in range(30):
+    assert limiter.rate == pytest.approx(32)
+    limiter.throttled_for(1)  # more 429s from requests already in flight: the same signal
+    assert limiter.rate == pytest.approx(32)
+    clock.advance(1)
+    for _ in range(16):
         limiter.succeeded()
     assert limiter.rate == 40
+    limiter.throttled_for(1)
+    assert limiter.rate == pytest.approx(32)
 
 
 def test_near_limit_holds_the_climb_and_slows_when_almost_out():

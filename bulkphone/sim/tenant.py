@@ -66,6 +66,12 @@ class Faults:
     drop_before: float = 0.0
     drop_after: float = 0.0
     latency: float = 0.0  # seconds per request
+    latency_max: float | None = None  # if set, each request takes uniformly between latency and this
+
+    def delay(self) -> float:
+        if self.latency_max is None:
+            return self.latency
+        return random.uniform(self.latency, self.latency_max)
     writes_per_second: float | None = None
     reads_per_second: float | None = None
     window_seconds: float = 1.0  # the budget is counted over this window: rate x window may come in a burst

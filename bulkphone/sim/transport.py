@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,13 +29,11 @@ class SimTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.tenant = tenant
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self.tenant.faults.latency:
-            time.sleep(self.tenant.faults.latency)
+        time.sleep(self.tenant.faults.delay())
         return self._respond(request, request.read())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.tenant.faults.latency:
-            await asyncio.sleep(self.tenant.faults.latency)
+        await asyncio.sleep(self.tenant.faults.delay())
         return self._respond(request, await request.aread())
 
     def _respond(self, request: httpx.Request, body: bytes) -> httpx.Response:
@@ -63,8 +62,7 @@ def serve(tenant: SimTenant, host: str = "127.0.0.1") -> Iterator[str]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            if tenant.faults.latency:
-                time.sleep(tenant.faults.latency)
+            time.sleep(tenant.faults.delay())
             answer = tenant.handle(self.command, urlsplit(self.path).path, dict(self.headers.items()), body)
             if answer.drop:
                 self.close_connection = True
@@ -84,8 +82,15 @@ def serve(tenant: SimTenant, host: str = "127.0.0.1") -> Iterator[str]:
         def log_message(self, format: str, *args) -> None:  # keep test and demo output clean
             pass
 
-    server = ThreadingHTTPServer((host, 0), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address) -> None:
+            # A client that hangs up (a killed apply, a dropped connection) is normal here.
+            if not isinstance(sys.exc_info()[1], ConnectionError):
+                super().handle_error(request, client_address)
+
+    server = Server((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
