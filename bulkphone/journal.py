@@ -41,8 +41,6 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS runs_by_key ON runs(key, finished);
 """
-_ITEM_FIELDS = [f.name for f in dataclasses.fields(PlanItem)]
-_OUTCOME_FIELDS = [f.name for f in dataclasses.fields(Outcome)]
 
 
 def run_key(*parts: bytes | str | None) -> str:
@@ -95,10 +93,10 @@ class Journal:
         for data, state, outcome in self.db.execute(
             "SELECT data, state, outcome FROM items WHERE run_id = ? ORDER BY seq", (run_id,)
         ):
-            item = _item_from_json(data)
+            item = _load(PlanItem, data, action=Action)
             items.append(item)
             if state == "done":
-                done[(item.row, item.phone_type)] = _outcome_from_json(outcome)
+                done[(item.row, item.phone_type)] = _load(Outcome, outcome, status=Status)
             elif state == "inflight":
                 in_doubt.add((item.row, item.phone_type))
         return ResumedRun(run_id, Plan(mode=Mode(mode), items=tuple(items)), done, in_doubt)
@@ -112,7 +110,7 @@ class Journal:
             run_id = cursor.lastrowid
             self.db.executemany(
                 "INSERT INTO items (run_id, seq, data) VALUES (?, ?, ?)",
-                ((run_id, seq, _item_to_json(item)) for seq, item in enumerate(plan.items)),
+                ((run_id, seq, _dump(item)) for seq, item in enumerate(plan.items)),
             )
         return run_id
 
@@ -142,7 +140,7 @@ class RunRecorder:
     def finished(self, item: PlanItem, outcome: Outcome) -> None:
         self.journal.db.execute(
             "UPDATE items SET state = 'done', outcome = ? WHERE run_id = ? AND seq = ?",
-            (_outcome_to_json(outcome), self.run_id, self._seq(item)),
+            (_dump(outcome), self.run_id, self._seq(item)),
         )
 
     def _seq(self, item: PlanItem) -> int:
@@ -153,25 +151,12 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _item_to_json(item: PlanItem) -> str:
-    data = dataclasses.asdict(item)
-    data["action"] = item.action.value
-    return json.dumps(data)
+def _dump(record: PlanItem | Outcome) -> str:
+    return json.dumps(dataclasses.asdict(record))  # the str enums are written as their values
 
 
-def _item_from_json(text: str) -> PlanItem:
+def _load(kind, text: str, **convert):
     data = json.loads(text)
-    data["action"] = Action(data["action"])
-    return PlanItem(**{name: data[name] for name in _ITEM_FIELDS})
-
-
-def _outcome_to_json(outcome: Outcome) -> str:
-    data = dataclasses.asdict(outcome)
-    data["status"] = outcome.status.value
-    return json.dumps(data)
-
-
-def _outcome_from_json(text: str) -> Outcome:
-    data = json.loads(text)
-    data["status"] = Status(data["status"])
-    return Outcome(**{name: data[name] for name in _OUTCOME_FIELDS})
+    for name, to_type in convert.items():
+        data[name] = to_type(data[name])
+    return kind(**{f.name: data[f.name] for f in dataclasses.fields(kind)})

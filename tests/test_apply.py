@@ -32,8 +32,11 @@ def phones(write_file):
     )
 
 
-def outcomes(result):
-    return {(item.user, item.phone_type): (item.action, result.outcome(item).status) for item in result.plan.items}
+def users_with_a_new_mobile(tenant, write_file, count):
+    users = [f"user{i}@contoso.com" for i in range(count)]
+    for user in users:
+        tenant.add_user(user)
+    return write_file("in.csv", "user,mobile\n" + "".join(f"{u},+1 425 555 {i:04d}\n" for i, u in enumerate(users)))
 
 
 def test_plan_reads_but_never_writes(tenant, connection, phones, regions):
@@ -99,10 +102,7 @@ def test_a_write_that_did_not_happen_is_written_once_after_reading_back(tenant, 
 
 def test_throttled_writes_wait_as_told_and_all_land(clock, write_file):
     tenant = SimTenant(clock=clock, faults=Faults(writes_per_second=2))
-    users = [f"user{i}@contoso.com" for i in range(12)]
-    for user in users:
-        tenant.add_user(user)
-    path = write_file("in.csv", "user,mobile\n" + "".join(f"{u},+1 425 555 01{i:02d}\n" for i, u in enumerate(users)))
+    path = users_with_a_new_mobile(tenant, write_file, 12)
     connection = make_connection(tenant, clock)
     result = bulkphone.apply(path, connection=connection)
     assert all(o.status is Status.OK for o in result.outcomes.values())
@@ -138,10 +138,7 @@ def test_after_a_failed_change_the_users_later_changes_are_not_attempted(tenant,
 
 def test_missing_write_permission_stops_the_run_after_a_few_users(tenant, clock, write_file):
     tenant.tokens["reader"] = Principal(frozenset({"UserAuthenticationMethod.Read.All"}))
-    users = [f"user{i}@contoso.com" for i in range(6)]
-    for user in users:
-        tenant.add_user(user)
-    path = write_file("in.csv", "user,mobile\n" + "".join(f"{u},+1 425 555 01{i:02d}\n" for i, u in enumerate(users)))
+    path = users_with_a_new_mobile(tenant, write_file, 6)
     result = bulkphone.apply(path, connection=make_connection(tenant, clock, token="reader", max_concurrency=1))
     assert "no write has succeeded" in result.stopped and "UserAuthenticationMethod.ReadWrite.All" in result.stopped
     statuses = [result.outcomes[(row, "mobile")].status for row in range(2, 8)]
@@ -152,10 +149,7 @@ def test_missing_write_permission_stops_the_run_after_a_few_users(tenant, clock,
 
 def test_with_many_workers_a_missing_permission_still_stops_early(tenant, clock, write_file):
     tenant.tokens["reader"] = Principal(frozenset({"UserAuthenticationMethod.Read.All"}))
-    users = [f"user{i}@contoso.com" for i in range(100)]
-    for user in users:
-        tenant.add_user(user)
-    path = write_file("in.csv", "user,mobile\n" + "".join(f"{u},+1 425 555 {i:04d}\n" for i, u in enumerate(users)))
+    path = users_with_a_new_mobile(tenant, write_file, 100)
     result = bulkphone.apply(path, connection=make_connection(tenant, clock, token="reader", max_concurrency=8))
     assert result.stopped
     attempted = sum(1 for r in tenant.requests if r[0] == "POST" and not r[1].endswith("$batch"))
@@ -287,10 +281,7 @@ def test_a_403_for_one_protected_user_fails_only_that_row(tenant, clock, write_f
 
 
 def test_stop_request_ends_the_run_cleanly_and_accounts_for_every_row(tenant, connection, write_file):
-    users = [f"user{i}@contoso.com" for i in range(10)]
-    for user in users:
-        tenant.add_user(user)
-    path = write_file("in.csv", "user,mobile\n" + "".join(f"{u},+1 425 555 01{i:02d}\n" for i, u in enumerate(users)))
+    path = users_with_a_new_mobile(tenant, write_file, 10)
     connection.max_concurrency = 2
 
     async def go():
