@@ -2,9 +2,9 @@
 
 A token bucket whose rate starts below the ceiling and climbs back to it after every success
 (additive increase), drops when Graph answers 429 (multiplicative decrease, once per pause, so
-a burst of 429s counts as one signal) and stops climbing while Graph says the app is near its
-limit (`x-ms-throttle-limit-percentage`). A 429's Retry-After pauses every worker, not just the
-one that was told. The bucket holds one second of burst, so the budget Graph refills during a
+a burst of 429s counts as one signal) and stops climbing for a second when Graph says the app
+is near its limit (`x-ms-throttle-limit-percentage`). A 429's Retry-After pauses every worker,
+not just the one that was told. The bucket holds one second of burst, so the budget Graph refills during a
 pause is used when the pause ends instead of being thrown away.
 """
 
@@ -32,7 +32,7 @@ class RateLimiter:
         start_fraction: float = 0.5,
         burst_seconds: float = 1.0,
         decrease: float = 0.8,
-        climb_seconds: float = 2.0,
+        climb_seconds: float = 1.0,
     ) -> None:
         if ceiling <= 0:
             raise ValueError("the write ceiling must be positive")
@@ -87,10 +87,10 @@ class RateLimiter:
             self.rate = max(self.floor, self.rate * self.decrease)
 
     def near_limit(self, used_fraction: float) -> None:
-        """Graph says the app has used this share of its limit (sent only above 0.8)."""
+        """Graph says the app has used this share of its limit (sent only above 0.8): stop
+        climbing for a second. Not a step down: every response after a burst carries the
+        header, and only a 429 says the rate is too high."""
         self._hold_until = self.clock.now() + 1.0
-        if used_fraction >= 0.95:
-            self.rate = max(self.floor, self.rate * 0.95)
 
     def _refill(self, now: float) -> None:
         if now > self._updated:
