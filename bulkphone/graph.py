@@ -112,7 +112,10 @@ class GraphClient:
         while pending:
             retry: list[tuple[str, GraphError]] = []
             chunks = [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]
-            await asyncio.gather(*(read_chunk(chunk, retry) for chunk in chunks))
+            failures = await asyncio.gather(*(read_chunk(chunk, retry) for chunk in chunks), return_exceptions=True)
+            for failure in failures:
+                if isinstance(failure, BaseException):
+                    raise failure
             pending = [user for user, _ in retry]
             if pending:
                 self.policy.retries += len(pending)
