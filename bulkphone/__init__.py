@@ -6,7 +6,7 @@
     result = bulkphone.apply(the_plan, connection=connection)
 """
 
-from .auth import ClientSecretToken, StaticToken
+from .auth import AuthSettings, StaticToken, token_provider
 from .errors import (
     AmbiguousWriteError,
     AuthError,
@@ -16,6 +16,7 @@ from .errors import (
     InputError,
     NotFoundError,
     PermanentError,
+    PreflightError,
     ThrottledError,
     TransientError,
 )
@@ -25,14 +26,15 @@ from .model import Action, Mode, PhoneType, Status
 from .normalize import normalize_number
 from .journal import Journal
 from .pipeline import Connection, apply, apply_async, connect, load_cells, plan, plan_async, read_current
+from .preflight import preflight
 from .planner import Plan, PlanItem, build_plan
 
 __all__ = [
     "Action",
     "AmbiguousWriteError",
     "AuthError",
+    "AuthSettings",
     "BulkphoneError",
-    "ClientSecretToken",
     "Connection",
     "ForbiddenError",
     "GraphClient",
@@ -43,6 +45,7 @@ __all__ = [
     "NotFoundError",
     "Outcome",
     "PermanentError",
+    "PreflightError",
     "PhoneType",
     "Plan",
     "PlanItem",
@@ -59,5 +62,7 @@ __all__ = [
     "normalize_number",
     "plan",
     "plan_async",
+    "preflight",
     "read_current",
+    "token_provider",
 ]

@@ -1,24 +1,65 @@
-"""Bearer tokens for Graph: a static token, or msal's client-credentials flow."""
+"""Bearer tokens for Graph, through msal for every way admins run jobs.
+
+| mode                | who it is for                               | what it needs                                   |
+|---------------------|---------------------------------------------|-------------------------------------------------|
+| `secret`            | an app registration with a client secret    | tenant, client id, env BULKPHONE_CLIENT_SECRET   |
+| `certificate`       | an app registration with a certificate      | tenant, client id, PEM or PFX (+ password env)   |
+| `managed-identity`  | App Service, Azure Automation, Functions, VM | nothing (system) or the identity's client id    |
+| `workload-identity` | AKS workload identity, GitHub Actions OIDC  | tenant, client id, a federated token file        |
+| `device-code`       | an admin signing in for a one-off run       | tenant, client id of a public client app         |
+| `token`             | tests, or a token obtained elsewhere        | env BULKPHONE_ACCESS_TOKEN                       |
+
+Secrets come from the environment or files only, never from the command line, and never
+appear in a message, a log line or a report.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import threading
-from typing import Generator, Mapping, Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Generator, Mapping, Protocol
 
 import httpx
 
 from .clouds import Cloud
 from .errors import AuthError, InputError
 
-__all__ = ["BearerAuth", "ClientSecretToken", "StaticToken", "TokenProvider", "token_provider_from_env"]
+__all__ = [
+    "AUTH_MODES",
+    "AuthSettings",
+    "BearerAuth",
+    "MsalToken",
+    "StaticToken",
+    "TokenProvider",
+    "decode_claims",
+    "token_provider",
+]
 
 ACCESS_TOKEN_ENV = "BULKPHONE_ACCESS_TOKEN"
 CLIENT_SECRET_ENV = "BULKPHONE_CLIENT_SECRET"
+CERTIFICATE_PASSWORD_ENV = "BULKPHONE_CERTIFICATE_PASSWORD"
+FEDERATED_TOKEN_ENV = "AZURE_FEDERATED_TOKEN_FILE"
+AUTH_MODES = ("secret", "certificate", "managed-identity", "workload-identity", "device-code", "token")
 
 
 class TokenProvider(Protocol):
     def token(self, *, refresh: bool = False) -> str: ...
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    mode: str | None = None  # None: chosen from what is configured
+    tenant_id: str | None = None
+    client_id: str | None = None
+    certificate: str | None = None  # path to a PEM (key + certificate) or a PFX
+    send_x5c: bool = False  # send the certificate chain (subject name / issuer auth)
+    managed_identity_client_id: str | None = None  # a user-assigned identity
+    federated_token_file: str | None = None
+    authority_url: str | None = None  # overrides the cloud's login authority (tests, private clouds)
 
 
 class StaticToken:
@@ -32,38 +73,36 @@ class StaticToken:
         return "StaticToken(<hidden>)"
 
 
-class ClientSecretToken:
-    """Client credentials through msal, which caches the token and renews it before expiry."""
+class MsalToken:
+    """A token from msal, which caches it and renews it before it expires; `refresh=True`
+    (after Graph said 401) drops the cached token and asks again."""
 
-    def __init__(self, *, tenant_id: str, client_id: str, secret: str, cloud: Cloud, http_client=None) -> None:
-        import msal
-
-        self._scopes = [cloud.scope]
+    def __init__(self, acquire: Callable[[], dict], cache, description: str) -> None:
+        self._acquire = acquire
+        self._cache = cache
         self._lock = threading.Lock()
-        try:
-            self._app = msal.ConfidentialClientApplication(
-                client_id,
-                authority=f"{cloud.authority}/{tenant_id}",
-                client_credential=secret,
-                http_client=http_client,
-            )
-        except ValueError as exc:
-            raise AuthError(f"can't reach the sign-in authority for tenant {tenant_id}: {exc}") from None
+        self.description = description
 
     def token(self, *, refresh: bool = False) -> str:
         with self._lock:
             if refresh:
-                for account_token in self._app.token_cache.search(self._app.token_cache.CredentialType.ACCESS_TOKEN):
-                    self._app.token_cache.remove_at(account_token)
-            result = self._app.acquire_token_for_client(scopes=self._scopes)
+                for cached in list(self._cache.search(self._cache.CredentialType.ACCESS_TOKEN)):
+                    self._cache.remove_at(cached)
+            try:
+                result = self._acquire()
+            except AuthError:
+                raise
+            except Exception as exc:  # msal and requests raise many types for an unreachable authority
+                raise AuthError(f"sign-in ({self.description}) failed: {type(exc).__name__}: {_first_line(exc)}") from None
         if "access_token" not in result:
             raise AuthError(
-                f"sign-in failed: {result.get('error')}: {result.get('error_description', '').splitlines()[0]}"
+                f"sign-in ({self.description}) failed: {result.get('error')}: "
+                f"{_first_line(result.get('error_description', ''))}"
             )
         return result["access_token"]
 
     def __repr__(self) -> str:
-        return "ClientSecretToken(<hidden>)"
+        return f"MsalToken({self.description})"
 
 
 class BearerAuth(httpx.Auth):
@@ -80,21 +119,178 @@ class BearerAuth(httpx.Auth):
             yield request
 
 
-def token_provider_from_env(
-    *, tenant_id: str | None, client_id: str | None, cloud: Cloud, environ: Mapping[str, str] | None = None
+def decode_claims(token: str) -> dict:
+    """The claims of a JWT access token, unverified (Graph verifies it; we only read roles/scp)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def token_provider(
+    settings: AuthSettings,
+    cloud: Cloud,
+    *,
+    environ: Mapping[str, str] | None = None,
+    prompt: Callable[[str], None] | None = None,
 ) -> TokenProvider:
+    """The token provider for the chosen (or detected) mode. `prompt` shows device-code instructions."""
     environ = os.environ if environ is None else environ
+    mode = settings.mode or _detect_mode(settings, environ)
+    if mode == "token":
+        return StaticToken(_need(environ.get(ACCESS_TOKEN_ENV), f"set {ACCESS_TOKEN_ENV}"))
+    if mode == "managed-identity":
+        return _managed_identity(settings, cloud)
+    tenant = _need(settings.tenant_id, "give --tenant-id (or BULKPHONE_TENANT_ID)")
+    client_id = _need(settings.client_id, "give --client-id (or BULKPHONE_CLIENT_ID)")
+    authority = f"{(settings.authority_url or cloud.authority).rstrip('/')}/{tenant}"
+    if mode == "device-code":
+        return _device_code(client_id, authority, settings, cloud, prompt)
+    if mode == "secret":
+        credential = _need(environ.get(CLIENT_SECRET_ENV), f"put the app's secret in the environment variable {CLIENT_SECRET_ENV}")
+    elif mode == "certificate":
+        credential = _certificate_credential(settings, environ)
+    elif mode == "workload-identity":
+        credential = {"client_assertion": _federated_assertion(settings, environ)}
+    else:
+        raise InputError(f"unknown --auth {mode!r}: use one of {', '.join(AUTH_MODES)}")
+    return _confidential(client_id, authority, credential, settings, cloud, mode)
+
+
+def _detect_mode(settings: AuthSettings, environ: Mapping[str, str]) -> str:
     if environ.get(ACCESS_TOKEN_ENV):
-        return StaticToken(environ[ACCESS_TOKEN_ENV])
-    secret = environ.get(CLIENT_SECRET_ENV)
-    if tenant_id and client_id and secret:
-        return ClientSecretToken(tenant_id=tenant_id, client_id=client_id, secret=secret, cloud=cloud)
-    missing = [
-        name
-        for name, value in (("--tenant-id", tenant_id), ("--client-id", client_id), (CLIENT_SECRET_ENV, secret))
-        if not value
-    ]
+        return "token"
+    if settings.certificate:
+        return "certificate"
+    if environ.get(CLIENT_SECRET_ENV):
+        return "secret"
+    if settings.federated_token_file or environ.get(FEDERATED_TOKEN_ENV):
+        return "workload-identity"
+    if settings.managed_identity_client_id or environ.get("IDENTITY_ENDPOINT") or environ.get("MSI_ENDPOINT"):
+        return "managed-identity"
     raise InputError(
-        f"no credentials: missing {', '.join(missing)}. Fix: set {ACCESS_TOKEN_ENV}, or give --tenant-id and "
-        f"--client-id and put the app's secret in the environment variable {CLIENT_SECRET_ENV}."
+        "no credentials: set BULKPHONE_ACCESS_TOKEN, or give --tenant-id and --client-id with the app's secret in "
+        f"{CLIENT_SECRET_ENV}, a --certificate, a federated token file ({FEDERATED_TOKEN_ENV}), "
+        "or choose --auth managed-identity or --auth device-code. See README: Authentication."
     )
+
+
+def _need(value: str | None, fix: str) -> str:
+    if not value:
+        raise InputError(f"missing credentials: {fix}")
+    return value
+
+
+def _msal_options(settings: AuthSettings) -> dict:
+    # A private authority (a test server, a private cloud) isn't in Microsoft's instance list.
+    return {"instance_discovery": False} if settings.authority_url else {}
+
+
+def _confidential(client_id, authority, credential, settings, cloud, mode) -> MsalToken:
+    import msal
+
+    cache = msal.TokenCache()
+    try:
+        app = msal.ConfidentialClientApplication(
+            client_id, authority=authority, client_credential=credential, token_cache=cache, **_msal_options(settings)
+        )
+    except ValueError as exc:
+        raise AuthError(f"sign-in ({mode}) can't use the authority {authority}: {_first_line(exc)}") from None
+    return MsalToken(lambda: app.acquire_token_for_client(scopes=[cloud.scope]), cache, mode)
+
+
+def _managed_identity(settings: AuthSettings, cloud: Cloud) -> MsalToken:
+    import msal
+    import requests
+
+    identity = (
+        msal.UserAssignedManagedIdentity(client_id=settings.managed_identity_client_id)
+        if settings.managed_identity_client_id
+        else msal.SystemAssignedManagedIdentity()
+    )
+    cache = msal.TokenCache()
+    client = msal.ManagedIdentityClient(identity, http_client=requests.Session(), token_cache=cache)
+    kind = "user-assigned" if settings.managed_identity_client_id else "system-assigned"
+    return MsalToken(lambda: client.acquire_token_for_client(resource=cloud.graph_url), cache, f"managed identity, {kind}")
+
+
+def _device_code(client_id, authority, settings, cloud, prompt) -> MsalToken:
+    import msal
+
+    cache = msal.TokenCache()
+    app = msal.PublicClientApplication(client_id, authority=authority, token_cache=cache, **_msal_options(settings))
+    scopes = [f"{cloud.graph_url}/UserAuthenticationMethod.ReadWrite.All"]
+
+    def acquire() -> dict:
+        accounts = app.get_accounts()
+        if accounts:
+            result = app.acquire_token_silent(scopes, account=accounts[0])
+            if result:
+                return result
+        flow = app.initiate_device_flow(scopes=scopes)
+        if "user_code" not in flow:
+            return flow
+        (prompt or (lambda message: None))(flow["message"])
+        return app.acquire_token_by_device_flow(flow)
+
+    return MsalToken(acquire, cache, "device code")
+
+
+def _certificate_credential(settings: AuthSettings, environ: Mapping[str, str]) -> dict:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    path = Path(_need(settings.certificate, "give --certificate PATH (PEM with the private key, or PFX)"))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: can't read the certificate ({exc.strerror}). Fix: check the path.") from None
+    password = environ.get(CERTIFICATE_PASSWORD_ENV)
+    secret = password.encode() if password else None
+    try:
+        if path.suffix.lower() in (".pfx", ".p12"):
+            key, certificate, _ = pkcs12.load_key_and_certificates(data, secret)
+        else:
+            key = serialization.load_pem_private_key(data, secret)
+            certificate = x509.load_pem_x509_certificate(data)
+    except (ValueError, TypeError) as exc:
+        hint = f"set {CERTIFICATE_PASSWORD_ENV} to its password" if "password" in str(exc).lower() else (
+            "give a PEM file holding both the private key and the certificate, or a .pfx"
+        )
+        raise InputError(f"{path}: can't load the certificate and its private key. Fix: {hint}.") from None
+    if key is None or certificate is None:
+        raise InputError(f"{path}: the file needs both the private key and the certificate.")
+    credential = {
+        "private_key": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+        "thumbprint": certificate.fingerprint(hashes.SHA1()).hex().upper(),
+    }
+    if settings.send_x5c:
+        credential["public_certificate"] = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    return credential
+
+
+def _federated_assertion(settings: AuthSettings, environ: Mapping[str, str]) -> Callable[[], str]:
+    path = Path(_need(settings.federated_token_file or environ.get(FEDERATED_TOKEN_ENV),
+                      f"give --federated-token-file or set {FEDERATED_TOKEN_ENV}"))
+
+    def read() -> str:
+        # The platform rotates the file; read it each time msal needs an assertion.
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise AuthError(f"{path}: can't read the federated token ({exc.strerror})") from None
+
+    return read
+
+
+def _first_line(value) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else ""

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from . import pipeline, report
-from .auth import token_provider_from_env
-from .clouds import cloud_named
+from .auth import AUTH_MODES, AuthSettings, token_provider
+from .clouds import CLOUDS, cloud_named
 from .errors import BulkphoneError
 from .console import ProgressDisplay
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
@@ -74,15 +74,28 @@ def _input_options(command):
     return command
 
 
-def _graph_options(command):
-    command = click.option("--mode", type=click.Choice([m.value for m in Mode]), default=Mode.UPSERT.value, show_default=True, help="upsert: create and update, blanks leave a type alone; create-only: never touch an existing number; sync: a blank cell deletes that type.")(command)
-    command = click.option("--cloud", default="global", show_default=True, help="global, usgov, dod or china.")(command)
-    command = click.option("--graph-url", help="Graph root URL (overrides --cloud), e.g. a test server.")(command)
-    command = click.option("--tenant-id", envvar="BULKPHONE_TENANT_ID", help="Entra tenant id (or env BULKPHONE_TENANT_ID).")(command)
-    command = click.option("--client-id", envvar="BULKPHONE_CLIENT_ID", help="App (client) id (or env BULKPHONE_CLIENT_ID).")(command)
-    command = click.option("--max-writes-per-second", type=click.FloatRange(min=0.1), default=DEFAULT_WRITES_PER_SECOND, show_default=True, help="Ceiling on writes; Graph allows about 20/s per tenant. Lower it when other jobs share the tenant.")(command)
-    command = click.option("--max-concurrency", type=click.IntRange(min=1, max=256), default=DEFAULT_CONCURRENCY, show_default=True, help="Users worked on at once.")(command)
+def _connection_options(command):
+    options = [
+        click.option("--cloud", type=click.Choice(list(CLOUDS)), default="global", show_default=True, help="Microsoft cloud: Graph root, sign-in authority and scope."),
+        click.option("--graph-url", help="Graph root URL (overrides --cloud), e.g. a test server."),
+        click.option("--auth", "auth_mode", type=click.Choice(AUTH_MODES), help="How to sign in (default: chosen from what is configured; see README)."),
+        click.option("--tenant-id", envvar="BULKPHONE_TENANT_ID", help="Entra tenant id (or env BULKPHONE_TENANT_ID)."),
+        click.option("--client-id", envvar="BULKPHONE_CLIENT_ID", help="App (client) id (or env BULKPHONE_CLIENT_ID)."),
+        click.option("--certificate", type=click.Path(), help="PEM (private key + certificate) or PFX for --auth certificate; password in env BULKPHONE_CERTIFICATE_PASSWORD."),
+        click.option("--send-x5c", is_flag=True, help="Send the certificate chain (subject name / issuer authentication)."),
+        click.option("--managed-identity-client-id", help="Client id of a user-assigned managed identity (default: system-assigned)."),
+        click.option("--federated-token-file", type=click.Path(), help="Federated token for --auth workload-identity (default: env AZURE_FEDERATED_TOKEN_FILE)."),
+        click.option("--authority-url", help="Sign-in authority (overrides --cloud's), e.g. a private or test authority."),
+        click.option("--max-writes-per-second", type=click.FloatRange(min=0.1), default=DEFAULT_WRITES_PER_SECOND, show_default=True, help="Ceiling on writes; Graph allows about 20/s per tenant. Lower it when other jobs share the tenant."),
+        click.option("--max-concurrency", type=click.IntRange(min=1, max=256), default=DEFAULT_CONCURRENCY, show_default=True, help="Users worked on at once."),
+    ]
+    for option in reversed(options):
+        command = option(command)
     return command
+
+
+def _mode_option(command):
+    return click.option("--mode", type=click.Choice([m.value for m in Mode]), default=Mode.UPSERT.value, show_default=True, help="upsert: create and update, blanks leave a type alone; create-only: never touch an existing number; sync: a blank cell deletes that type.")(command)
 
 
 @click.group()
@@ -105,13 +118,36 @@ def normalize(source, report_path, default_region, users) -> int:
 
 
 @main.command()
-@_input_options
-@_graph_options
+@click.argument("source", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.option("--probe-user", help="User whose phone methods to read as a test (default: the first user of INPUT).")
+@click.option("--write/--read-only", default=True, show_default=True, help="Check for apply (write) or for plan (read).")
+@_connection_options
 @_handled
-def plan(source, report_path, default_region, users, mode, cloud, graph_url, tenant_id, client_id, max_writes_per_second, max_concurrency) -> int:
+def check(source, probe_user, write, **options) -> int:
+    """Sign in, check the token's permissions and probe one read, before any run."""
+    connection = _connection(options)
+    probe = probe_user or (_first_user(source) if source else None)
+    result = pipeline.check(connection, write=write, probe_user=probe)
+    click.echo(f"check: signed in ({result.kind} token); permissions: {', '.join(result.granted) or 'unknown'}")
+    if result.probed_user:
+        click.echo(f"check: read {result.probed_user}'s phone methods: numbers are visible, not masked")
+    for note in result.notes:
+        click.echo(f"check: note: {note}")
+    click.echo(f"check: ready to {'apply' if write else 'plan'}")
+    return EXIT_OK
+
+
+@main.command()
+@_input_options
+@_mode_option
+@_connection_options
+@_handled
+def plan(source, report_path, default_region, users, mode, **options) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
-    connection = _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second, max_concurrency)
-    the_plan = pipeline.plan(source, connection=connection, users=users, default_region=default_region, mode=mode)
+    connection = _connection(options)
+    the_plan = pipeline.plan(
+        source, connection=connection, users=users, default_region=default_region, mode=mode, check_first=True
+    )
     rows = report.plan_rows(the_plan)
     report.write_csv(rows, report_path)
     click.echo(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {connection.counters.reads} reads, 0 writes; report: {report_path}")
@@ -120,16 +156,17 @@ def plan(source, report_path, default_region, users, mode, cloud, graph_url, ten
 
 @main.command()
 @_input_options
-@_graph_options
+@_mode_option
+@_connection_options
 @click.option("--journal", "journal_path", type=click.Path(path_type=Path), help="Run journal (SQLite) for resuming after a crash; default: next to the report.")
 @_handled
-def apply(source, report_path, default_region, users, mode, cloud, graph_url, tenant_id, client_id, max_writes_per_second, max_concurrency, journal_path) -> int:
+def apply(source, report_path, default_region, users, mode, journal_path, **options) -> int:
     """Plan INPUT against current methods, then make the changes in Graph.
 
     If a previous apply of the same input was killed, this resumes it: finished changes are
     not redone and changes that were in flight are read back first.
     """
-    connection = _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second, max_concurrency)
+    connection = _connection(options)
     journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
     with Journal(journal_path) as journal, ProgressDisplay() as display:
         result = _run_until_signalled(
@@ -142,6 +179,7 @@ def apply(source, report_path, default_region, users, mode, cloud, graph_url, te
                 users=users,
                 default_region=default_region,
                 mode=mode,
+                check_first=True,
             )
         )
     rows = report.result_rows(result)
@@ -169,15 +207,36 @@ def demo(out, data) -> int:
     return EXIT_OK
 
 
-def _connect(cloud, graph_url, tenant_id, client_id, max_writes_per_second, max_concurrency):
-    chosen = cloud_named(cloud)
-    token = token_provider_from_env(tenant_id=tenant_id, client_id=client_id, cloud=chosen)
+def _connection(options: dict):
+    cloud = cloud_named(options.pop("cloud"))
+    if cloud.name == "china":
+        click.echo(
+            "bulkphone: note: older Microsoft pages list the phone methods API as unsupported in the China "
+            "(21Vianet) cloud; if Graph answers that it is unavailable there, that is why.",
+            err=True,
+        )
+    settings = AuthSettings(
+        mode=options.pop("auth_mode"),
+        tenant_id=options.pop("tenant_id"),
+        client_id=options.pop("client_id"),
+        certificate=options.pop("certificate"),
+        send_x5c=options.pop("send_x5c"),
+        managed_identity_client_id=options.pop("managed_identity_client_id"),
+        federated_token_file=options.pop("federated_token_file"),
+        authority_url=options.pop("authority_url"),
+    )
+    token = token_provider(settings, cloud, prompt=lambda message: click.echo(message, err=True))
     return pipeline.connect(
         token,
-        graph_url=graph_url or chosen.graph_url,
-        max_writes_per_second=max_writes_per_second,
-        max_concurrency=max_concurrency,
+        graph_url=options.pop("graph_url") or cloud.graph_url,
+        max_writes_per_second=options.pop("max_writes_per_second"),
+        max_concurrency=options.pop("max_concurrency"),
     )
+
+
+def _first_user(source: Path) -> str | None:
+    cells = pipeline.load_cells(source)  # `check` reads the input only to pick a user to probe
+    return next((cell.user for cell in cells if cell.user and not cell.error), None)
 
 
 def _run_until_signalled(start):

@@ -2,6 +2,7 @@
 
     BulkphoneError
     ├── InputError            a file or option the user must fix
+    ├── PreflightError        the sign-in can't do this run (missing permission, masked numbers)
     └── GraphError            Graph answered with an error, or did not answer
         ├── AuthError         401: the token is missing, expired or for the wrong audience
         ├── ForbiddenError    403: the token lacks a permission or role
@@ -23,6 +24,7 @@ __all__ = [
     "InputError",
     "NotFoundError",
     "PermanentError",
+    "PreflightError",
     "ThrottledError",
     "TransientError",
 ]
@@ -34,6 +36,10 @@ class BulkphoneError(Exception):
 
 class InputError(BulkphoneError):
     """Input the user must fix; the message names the file, the problem and the fix."""
+
+
+class PreflightError(BulkphoneError):
+    """Found before row 1: the token lacks a permission, or Graph masks the numbers it returns."""
 
 
 class GraphError(BulkphoneError):

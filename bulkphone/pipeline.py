@@ -27,10 +27,23 @@ from .journal import Journal, run_key
 from .model import Mode, PhoneType
 from .normalize import normalize_number, normalize_region
 from .planner import Cell, Plan, UserState, build_plan, user_key
+from .preflight import PreflightReport, preflight
 from .retry import RetryPolicy
 from .throttle import DEFAULT_WRITES_PER_SECOND, RateLimiter
 
-__all__ = ["Connection", "apply", "apply_async", "connect", "load_cells", "plan", "plan_async", "read_current"]
+__all__ = [
+    "Connection",
+    "apply",
+    "apply_async",
+    "check",
+    "check_async",
+    "connect",
+    "load_cells",
+    "plan",
+    "plan_async",
+    "read_current",
+    "run_sync",
+]
 
 T = TypeVar("T")
 _CANT_SMS = {"fixed_line", "toll_free", "premium_rate", "shared_cost", "uan", "voicemail", "personal_number"}
@@ -128,14 +141,30 @@ async def plan_async(
     users: Users = None,
     default_region: str | None = None,
     mode: Mode | str = Mode.UPSERT,
+    check_first: bool = False,
 ) -> Plan:
     async with connection.open() as client:
-        return await _plan(client, source, users=users, default_region=default_region, mode=mode)
+        return await _plan(
+            client, source, users=users, default_region=default_region, mode=mode,
+            check=(connection.token, False) if check_first else None,
+        )
 
 
 def plan(source: str | Path, *, connection: Connection, **options) -> Plan:
-    """Read the input and the users' current methods, and decide every change. Never writes."""
-    return _run(plan_async(source, connection=connection, **options))
+    """Read the input and the users' current methods, and decide every change. Never writes.
+
+    With `check_first=True` the sign-in is checked before any row (see `check`)."""
+    return run_sync(plan_async(source, connection=connection, **options))
+
+
+async def check_async(connection: Connection, *, write: bool, probe_user: str | None = None) -> PreflightReport:
+    async with connection.open() as client:
+        return await preflight(connection.token, client, write=write, probe_user=probe_user)
+
+
+def check(connection: Connection, *, write: bool, probe_user: str | None = None) -> PreflightReport:
+    """Sign in, read the token's permissions, probe one user's methods; raise PreflightError if the run can't work."""
+    return run_sync(check_async(connection, write=write, probe_user=probe_user))
 
 
 async def apply_async(
@@ -148,6 +177,7 @@ async def apply_async(
     users: Users = None,
     default_region: str | None = None,
     mode: Mode | str = Mode.UPSERT,
+    check_first: bool = False,
 ) -> RunResult:
     """Carry out a plan, or plan the input first and carry that out.
 
@@ -159,12 +189,18 @@ async def apply_async(
         if journal is not None:
             key = _run_key(plan_or_source, users, default_region, mode, connection.graph_url)
             resumed = journal.resume(key)
+        check = (connection.token, True) if check_first else None
         if resumed is not None:
             the_plan, run_id = resumed.plan, resumed.run_id
         elif isinstance(plan_or_source, Plan):
             the_plan = plan_or_source
         else:
-            the_plan = await _plan(client, plan_or_source, users=users, default_region=default_region, mode=mode)
+            the_plan = await _plan(
+                client, plan_or_source, users=users, default_region=default_region, mode=mode, check=check
+            )
+            check = None
+        if check is not None:
+            await preflight(check[0], client, write=True, probe_user=next((i.user for i in the_plan.items if i.action.writes), None))
         if journal is not None and run_id is None:
             run_id = journal.begin(key, the_plan)
         result = await execute(
@@ -186,12 +222,15 @@ async def apply_async(
 
 def apply(plan_or_source: Plan | str | Path, *, connection: Connection, **options) -> RunResult:
     """Carry out a plan (or plan the input first, then carry it out)."""
-    return _run(apply_async(plan_or_source, connection=connection, **options))
+    return run_sync(apply_async(plan_or_source, connection=connection, **options))
 
 
-async def _plan(client: GraphClient, source, *, users: Users, default_region, mode) -> Plan:
+async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, check=None) -> Plan:
     cells = load_cells(source, users=users, default_region=default_region)
     wanted = [cell.user for cell in cells if not cell.error and not cell.excluded]
+    if check is not None:
+        token, write = check
+        await preflight(token, client, write=write, probe_user=wanted[0] if wanted else None)
     try:
         current = await read_current(client, wanted)
     except ForbiddenError as exc:
@@ -219,7 +258,8 @@ def _content(path: str | Path) -> bytes:
         return b""  # planning reports the unreadable file, with its fix
 
 
-def _run(awaitable: Awaitable[T]) -> T:
+def run_sync(awaitable: Awaitable[T]) -> T:
+    """Run a coroutine to completion, also from code that already runs an event loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -15,12 +15,14 @@ import math
 import random
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 from urllib.parse import unquote
 
+from ..auth import decode_claims
 from ..clock import Clock, SystemClock
 from ..model import METHOD_IDS, PhoneType
 
@@ -34,6 +36,7 @@ READ_PERMISSIONS = {
 }
 WRITE_PERMISSIONS = {"UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All"}
 APP_TOKEN = "sim-app-token"
+GRAPH_AUDIENCES = ("https://graph.microsoft", "https://dod-graph.microsoft", "https://microsoftgraph.chinacloudapi", "00000003-0000-0000-c000-000000000000")
 
 DROP_BEFORE = "drop-before"  # the connection dies before the request is applied
 DROP_AFTER = "drop-after"  # the request is applied, then the connection dies
@@ -132,6 +135,7 @@ class SimTenant:
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status or drop)
         self.injected: dict[str, int] = {"429": 0, "503": 0, "500": 0, DROP_BEFORE: 0, DROP_AFTER: 0, "404-fresh": 0}
         self.rate_limited = 0  # 429s because the caller went over the configured rate
+        self.jwt_requests = 0  # requests signed with a JWT the tenant accepted
         self._random = random.Random(self.faults.seed)
         self._forced: list[tuple[str, str | None]] = []
         self._lock = threading.RLock()
@@ -221,10 +225,22 @@ class SimTenant:
         auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
         if not auth.startswith("Bearer "):
             return _error(401, "InvalidAuthenticationToken", "Access token is empty.")
-        principal = self.tokens.get(auth[len("Bearer "):])
-        if principal is None:
+        token = auth[len("Bearer "):]
+        principal = self.tokens.get(token)
+        if principal is not None:
+            return principal
+        claims = decode_claims(token)
+        if not claims:
             return _error(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
-        return principal
+        # Like Graph: the audience must be Graph, the token unexpired; roles (app) or scp (delegated) grant.
+        if not str(claims.get("aud", "")).startswith(GRAPH_AUDIENCES):
+            return _error(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+        if float(claims.get("exp", 0)) <= time.time():
+            return _error(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
+        self.jwt_requests += 1
+        if "scp" in claims:
+            return Principal(frozenset(str(claims["scp"]).split()), delegated=True, upn=str(claims.get("upn", "")))
+        return Principal(frozenset(claims.get("roles") or []))
 
     def fail_next(self, fault: str, method: str | None = None, times: int = 1) -> None:
         """Force `fault` ("503", "500", DROP_BEFORE, DROP_AFTER) on the next matching request(s)."""

@@ -1,0 +1,81 @@
+"""Catch permission problems before row 1: read the token's claims, probe one read, and
+refuse masked numbers, with one message that says how to fix it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .auth import TokenProvider, decode_claims
+from .errors import AuthError, ForbiddenError, GraphError, PreflightError
+from .graph import GraphClient
+from .normalize import is_masked
+
+__all__ = ["PreflightReport", "READ_PERMISSIONS", "WRITE_PERMISSIONS", "preflight"]
+
+WRITE_PERMISSIONS = ("UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All")
+READ_PERMISSIONS = ("UserAuthenticationMethod.Read.All",) + WRITE_PERMISSIONS
+
+_GRANT_APP = (
+    "Entra admin center → App registrations → {app} → API permissions → Add a permission → Microsoft Graph → "
+    "Application permissions → {permission}, then 'Grant admin consent'"
+)
+_GRANT_DELEGATED = (
+    "add the delegated permission {permission} to {app} with admin consent, and sign in as a user holding the "
+    "Authentication Administrator or Privileged Authentication Administrator role"
+)
+
+
+@dataclass
+class PreflightReport:
+    kind: str  # "application", "delegated" or "opaque token"
+    granted: list[str] = field(default_factory=list)
+    probed_user: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+async def preflight(
+    token_provider: TokenProvider, client: GraphClient, *, write: bool, probe_user: str | None = None
+) -> PreflightReport:
+    """Raise PreflightError (or AuthError) if this sign-in can't do the run; else say what was checked."""
+    token = token_provider.token()
+    claims = decode_claims(token)
+    needed = WRITE_PERMISSIONS if write else READ_PERMISSIONS
+    if not claims:
+        report = PreflightReport(kind="opaque token")
+        report.notes.append("the token isn't a JWT, so its permissions can't be read before the run")
+    else:
+        delegated = "scp" in claims
+        granted = sorted(set(claims.get("roles") or []) | set(str(claims.get("scp") or "").split()))
+        report = PreflightReport(kind="delegated" if delegated else "application", granted=granted)
+        if not set(granted) & set(needed):
+            app = claims.get("app_displayname") or claims.get("appid") or "your app"
+            how = (_GRANT_DELEGATED if delegated else _GRANT_APP).format(app=app, permission=needed[0])
+            raise PreflightError(
+                f"the {report.kind} token grants {', '.join(granted) or 'no permissions'}, none of "
+                f"{' or '.join(needed)}, which {'apply' if write else 'plan'} needs. Fix: {how}."
+            )
+        if delegated:
+            report.notes.append(
+                "delegated sign-in: Graph may mask numbers for an Authentication Administrator; "
+                "an application permission avoids that"
+            )
+    if probe_user:
+        report.probed_user = probe_user
+        try:
+            methods = await client.list_phone_methods(probe_user)
+        except (AuthError, ForbiddenError) as exc:
+            raise PreflightError(
+                f"reading {probe_user}'s phone methods failed: {exc.message}. Fix: the sign-in needs "
+                f"{' or '.join(needed)} (and, for a delegated sign-in, an authentication admin role)"
+            ) from None
+        except GraphError as exc:
+            report.notes.append(f"probe read of {probe_user} failed: {exc.message}")
+            return report
+        masked = [m.phone_number for m in methods.values() if is_masked(m.phone_number)]
+        if masked:
+            raise PreflightError(
+                f"Graph returns masked numbers to this sign-in (e.g. {probe_user}: {masked[0]}), so they can't be "
+                "compared and bulkphone won't overwrite them. Fix: run with an application permission "
+                "(--auth secret, certificate, managed-identity or workload-identity) instead of a delegated sign-in"
+            )
+    return report
