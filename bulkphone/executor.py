@@ -194,7 +194,7 @@ class _Run:
 
     def _watch_for_systemic(self, failed: PlanItem | None) -> None:
         if failed is None:
-            self.same_error: tuple[tuple | None, int] = (None, 0)
+            self.same_error = (None, 0)
             return
         outcome = self.outcomes[_key(failed)]
         if outcome.http_status == 403 and self.successes == 0:
