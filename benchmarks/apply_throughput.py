@@ -133,7 +133,7 @@ def kill_and_resume(ceiling: float, users: int, concurrency: int, folder: Path) 
     env = {**os.environ, "BULKPHONE_ACCESS_TOKEN": APP_TOKEN}
     with serve(tenant) as url:
         command = [sys.executable, "-m", "bulkphone", "apply", str(source), "--report", str(report), "--graph-url", url,
-                   "--max-writes-per-second", str(ceiling), "--max-concurrency", str(concurrency)]
+                   "--max-writes-per-second", str(ceiling), "--max-concurrency", str(concurrency), "--force"]
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while len(tenant.writes) < 0.4 * total and process.poll() is None:
             time.sleep(0.05)

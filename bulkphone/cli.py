@@ -14,10 +14,11 @@ import click
 from . import pipeline, report
 from .auth import AUTH_MODES, AuthSettings, token_provider
 from .clouds import CLOUDS, cloud_named
-from .errors import BulkphoneError
+from .errors import BulkphoneError, UnsafePlanError
 from .console import ProgressDisplay
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
 from .journal import Journal
+from .safety import SafetyLimits
 from .model import Mode
 from .throttle import DEFAULT_WRITES_PER_SECOND
 
@@ -46,6 +47,9 @@ def _handled(command):
             if stop.message:
                 click.echo(f"bulkphone: {stop.message}", err=True)
             sys.exit(stop.code)
+        except UnsafePlanError as exc:
+            click.echo(f"bulkphone: {exc}", err=True)
+            sys.exit(EXIT_UNSAFE)
         except BulkphoneError as exc:
             click.echo(f"bulkphone: {exc}", err=True)
             sys.exit(EXIT_CONFIG)
@@ -159,14 +163,19 @@ def plan(source, report_path, default_region, users, mode, **options) -> int:
 @_mode_option
 @_connection_options
 @click.option("--journal", "journal_path", type=click.Path(path_type=Path), help="Run journal (SQLite) for resuming after a crash; default: next to the report.")
+@click.option("--max-update-percent", type=click.FloatRange(0, 100), default=30, show_default=True, help="Refuse a plan that updates more than this share of the existing numbers.")
+@click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10, show_default=True, help="Refuse a plan that deletes more than this share of the existing numbers.")
+@click.option("--max-changes", type=click.IntRange(min=0), help="Refuse a plan with more changes than this.")
+@click.option("--force", is_flag=True, help="Apply even when the plan is above the safety limits.")
 @_handled
-def apply(source, report_path, default_region, users, mode, journal_path, **options) -> int:
+def apply(source, report_path, default_region, users, mode, journal_path, max_update_percent, max_delete_percent, max_changes, force, **options) -> int:
     """Plan INPUT against current methods, then make the changes in Graph.
 
     If a previous apply of the same input was killed, this resumes it: finished changes are
     not redone and changes that were in flight are read back first.
     """
     connection = _connection(options)
+    limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
     journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
     with Journal(journal_path) as journal, ProgressDisplay() as display:
         result = _run_until_signalled(
@@ -180,6 +189,7 @@ def apply(source, report_path, default_region, users, mode, journal_path, **opti
                 default_region=default_region,
                 mode=mode,
                 check_first=True,
+                limits=limits,
             )
         )
     rows = report.result_rows(result)

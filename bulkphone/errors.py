@@ -3,6 +3,7 @@
     BulkphoneError
     ├── InputError            a file or option the user must fix
     ├── PreflightError        the sign-in can't do this run (missing permission, masked numbers)
+    ├── UnsafePlanError       the plan changes more than the safety limits allow (needs --force)
     └── GraphError            Graph answered with an error, or did not answer
         ├── AuthError         401: the token is missing, expired or for the wrong audience
         ├── ForbiddenError    403: the token lacks a permission or role
@@ -27,6 +28,7 @@ __all__ = [
     "PreflightError",
     "ThrottledError",
     "TransientError",
+    "UnsafePlanError",
 ]
 
 
@@ -40,6 +42,10 @@ class InputError(BulkphoneError):
 
 class PreflightError(BulkphoneError):
     """Found before row 1: the token lacks a permission, or Graph masks the numbers it returns."""
+
+
+class UnsafePlanError(BulkphoneError):
+    """The plan updates or deletes more than the safety limits allow; nothing was written."""
 
 
 class GraphError(BulkphoneError):

@@ -29,6 +29,7 @@ from .normalize import normalize_number, normalize_region
 from .planner import Cell, Plan, UserState, build_plan, user_key
 from .preflight import PreflightReport, preflight
 from .retry import RetryPolicy
+from .safety import SafetyLimits, check_safety
 from .throttle import DEFAULT_WRITES_PER_SECOND, RateLimiter
 
 __all__ = [
@@ -178,11 +179,13 @@ async def apply_async(
     default_region: str | None = None,
     mode: Mode | str = Mode.UPSERT,
     check_first: bool = False,
+    limits: SafetyLimits | None = None,
 ) -> RunResult:
     """Carry out a plan, or plan the input first and carry that out.
 
     With a journal, an unfinished run of the same input (or plan) is resumed instead of
     planned again: its done changes are kept, its in-flight ones read back first.
+    With `limits`, a new plan that changes too much raises UnsafePlanError before any write.
     """
     async with connection.open() as client:
         resumed = run_id = None
@@ -201,6 +204,8 @@ async def apply_async(
             check = None
         if check is not None:
             await preflight(check[0], client, write=True, probe_user=next((i.user for i in the_plan.items if i.action.writes), None))
+        if limits is not None and resumed is None:
+            check_safety(the_plan, limits)
         if journal is not None and run_id is None:
             run_id = journal.begin(key, the_plan)
         result = await execute(

@@ -1,0 +1,105 @@
+"""Safety limits: at, below and above each, and nothing written when refused."""
+
+import pytest
+from click.testing import CliRunner
+
+from bulkphone.cli import main
+from bulkphone.errors import UnsafePlanError
+from bulkphone.model import Action, Mode
+from bulkphone.planner import Plan, PlanItem
+from bulkphone.safety import SafetyLimits, check_safety
+from bulkphone.sim import APP_TOKEN, SimTenant, serve
+
+
+def plan_with(existing, updates=0, deletes=0, creates=0):
+    """`existing` numbers in all; of those `updates` updated and `deletes` deleted; plus `creates` new ones."""
+    items, row = [], 2
+    for kind, count in ((Action.UPDATE, updates), (Action.DELETE, deletes), (Action.NOOP, existing - updates - deletes)):
+        for _ in range(count):
+            items.append(PlanItem(row, f"u{row}@contoso.com", "mobile", kind, number="+1 4255550100", current="+1 4255550000"))
+            row += 1
+    for _ in range(creates):
+        items.append(PlanItem(row, f"u{row}@contoso.com", "mobile", Action.CREATE, number="+1 4255550100"))
+        row += 1
+    return Plan(mode=Mode.SYNC, items=tuple(items))
+
+
+LIMITS = SafetyLimits(max_update_share=0.30, max_delete_share=0.10, max_changes=50)
+
+
+@pytest.mark.parametrize("updates, refused", [(29, False), (30, False), (31, True)])
+def test_update_share(updates, refused):
+    plan = plan_with(existing=100, updates=updates)
+    if refused:
+        with pytest.raises(UnsafePlanError, match=r"updates 31 of 100 existing numbers \(31%\), above the 30% limit \(--max-update-percent\)"):
+            check_safety(plan, LIMITS)
+    else:
+        check_safety(plan, LIMITS)
+
+
+@pytest.mark.parametrize("deletes, refused", [(9, False), (10, False), (11, True)])
+def test_delete_share(deletes, refused):
+    plan = plan_with(existing=100, deletes=deletes)
+    if refused:
+        with pytest.raises(UnsafePlanError, match=r"deletes 11 of 100 existing numbers \(11%\), above the 10% limit"):
+            check_safety(plan, LIMITS)
+    else:
+        check_safety(plan, LIMITS)
+
+
+@pytest.mark.parametrize("creates, refused", [(49, False), (50, False), (51, True)])
+def test_max_changes(creates, refused):
+    plan = plan_with(existing=0, creates=creates)
+    if refused:
+        with pytest.raises(UnsafePlanError, match=r"51 changes, 1 over --max-changes 50"):
+            check_safety(plan, LIMITS)
+    else:
+        check_safety(plan, LIMITS)
+
+
+def test_small_tenants_are_not_held_to_shares():
+    check_safety(plan_with(existing=9, updates=9), LIMITS)
+    with pytest.raises(UnsafePlanError):
+        check_safety(plan_with(existing=10, updates=10), LIMITS)
+
+
+def test_every_exceeded_limit_is_named():
+    with pytest.raises(UnsafePlanError) as caught:
+        check_safety(plan_with(existing=100, updates=40, deletes=20), SafetyLimits(max_changes=10))
+    message = str(caught.value)
+    assert "60 changes, 50 over --max-changes 10" in message
+    assert "updates 40 of 100" in message and "deletes 20 of 100" in message
+    assert "--force" in message and "Nothing was written" in message
+
+
+@pytest.fixture
+def busy_tenant(tmp_path):
+    tenant = SimTenant()
+    lines = ["user,mobile"]
+    for i in range(20):
+        user = f"user{i}@contoso.com"
+        tenant.add_user(user, {"mobile": f"+1 42555500{i:02d}"})
+        lines.append(f"{user},+1 425 555 01{i:02d}" if i < 8 else f"{user},+1 425 555 00{i:02d}")
+    source = tmp_path / "in.csv"
+    source.write_text("\n".join(lines) + "\n")
+    with serve(tenant) as url:
+        yield tenant, url, source
+
+
+def test_apply_refuses_with_exit_3_and_writes_nothing(busy_tenant, tmp_path):
+    tenant, url, source = busy_tenant
+    args = ["apply", str(source), "--report", str(tmp_path / "r.csv"), "--graph-url", url]
+    refused = CliRunner().invoke(main, args, env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN})
+    assert refused.exit_code == 3
+    assert "updates 8 of 20 existing numbers (40%), above the 30% limit" in refused.output
+    assert tenant.writes == []
+    forced = CliRunner().invoke(main, args + ["--force"], env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN})
+    assert forced.exit_code == 0, forced.output
+    assert len(tenant.writes) == 8
+
+
+def test_a_higher_limit_lets_it_through(busy_tenant, tmp_path):
+    tenant, url, source = busy_tenant
+    args = ["apply", str(source), "--report", str(tmp_path / "r.csv"), "--graph-url", url, "--max-update-percent", "40"]
+    assert CliRunner().invoke(main, args, env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN}).exit_code == 0
+    assert len(tenant.writes) == 8
