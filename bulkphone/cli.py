@@ -18,6 +18,7 @@ from .errors import BulkphoneError, UnsafePlanError
 from .console import ProgressDisplay
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
 from .journal import Journal
+from .planfile import read_plan, write_plan
 from .safety import SafetyLimits
 from .model import Mode
 from .throttle import DEFAULT_WRITES_PER_SECOND
@@ -43,6 +44,8 @@ def _handled(command):
     def wrapper(*args, **kwargs):
         try:
             code = command(*args, **kwargs)
+        except click.ClickException:
+            raise  # click prints usage errors itself, exit code 2
         except Exit as stop:
             if stop.message:
                 click.echo(f"bulkphone: {stop.message}", err=True)
@@ -70,11 +73,12 @@ def _handled(command):
     return wrapper
 
 
-def _input_options(command):
+def _input_options(command, *, input_required: bool = True):
     command = click.option("--users", "users", type=click.Path(path_type=Path), help="CSV of users (user[,region|usageLocation]): default regions, and only these users are processed.")(command)
     command = click.option("--default-region", help="Two-letter region for numbers written without +, e.g. US.")(command)
     command = click.option("--report", "report_path", required=True, type=click.Path(path_type=Path), help="Where to write the report CSV.")(command)
-    command = click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))(command)
+    metavar = "INPUT" if input_required else "[INPUT]"
+    command = click.argument("source", metavar=metavar, required=input_required, type=click.Path(path_type=Path))(command)
     return command
 
 
@@ -153,34 +157,39 @@ def plan(source, report_path, default_region, users, mode, **options) -> int:
         source, connection=connection, users=users, default_region=default_region, mode=mode, check_first=True
     )
     rows = report.plan_rows(the_plan)
-    report.write_csv(rows, report_path)
+    write_plan(the_plan, report_path)
     click.echo(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {connection.counters.reads} reads, 0 writes; report: {report_path}")
     return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
 
 
 @main.command()
-@_input_options
+@functools.partial(_input_options, input_required=False)
 @_mode_option
 @_connection_options
+@click.option("--plan", "plan_path", type=click.Path(path_type=Path), help="Apply this reviewed plan (from bulkphone plan --report) exactly, instead of planning INPUT.")
 @click.option("--journal", "journal_path", type=click.Path(path_type=Path), help="Run journal (SQLite) for resuming after a crash; default: next to the report.")
 @click.option("--max-update-percent", type=click.FloatRange(0, 100), default=30, show_default=True, help="Refuse a plan that updates more than this share of the existing numbers.")
 @click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10, show_default=True, help="Refuse a plan that deletes more than this share of the existing numbers.")
 @click.option("--max-changes", type=click.IntRange(min=0), help="Refuse a plan with more changes than this.")
 @click.option("--force", is_flag=True, help="Apply even when the plan is above the safety limits.")
 @_handled
-def apply(source, report_path, default_region, users, mode, journal_path, max_update_percent, max_delete_percent, max_changes, force, **options) -> int:
+def apply(source, report_path, default_region, users, mode, plan_path, journal_path, max_update_percent, max_delete_percent, max_changes, force, **options) -> int:
     """Plan INPUT against current methods, then make the changes in Graph.
 
-    If a previous apply of the same input was killed, this resumes it: finished changes are
-    not redone and changes that were in flight are read back first.
+    With --plan, apply that reviewed plan instead: each user is read again first and skipped
+    if it changed since the plan. If a previous apply of the same input (or plan) was killed,
+    this resumes it: finished changes are not redone and changes in flight are read back first.
     """
+    if (source is None) == (plan_path is None):
+        raise click.UsageError("give INPUT to plan and apply it, or --plan PLAN.csv to apply a reviewed plan (not both)")
+    target = read_plan(plan_path, mode) if plan_path else source
     connection = _connection(options)
     limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
     journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
     with Journal(journal_path) as journal, ProgressDisplay() as display:
         result = _run_until_signalled(
             lambda stop: pipeline.apply_async(
-                source,
+                target,
                 connection=connection,
                 journal=journal,
                 stop=stop,
@@ -190,6 +199,7 @@ def apply(source, report_path, default_region, users, mode, journal_path, max_up
                 mode=mode,
                 check_first=True,
                 limits=limits,
+                verify_unchanged=True,
             )
         )
     rows = report.result_rows(result)

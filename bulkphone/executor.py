@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections import deque
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -93,8 +93,13 @@ def _key(item: PlanItem) -> tuple[int, str]:
 
 
 class _Run:
-    def __init__(self, plan, client, *, recorder, done, in_doubt, stop, progress, max_concurrency) -> None:
+    def __init__(self, plan, client, *, recorder, done, in_doubt, stop, progress, max_concurrency, verify_unchanged) -> None:
         self.plan = plan
+        self.verify_unchanged = verify_unchanged
+        self.seen: dict[str, list[PlanItem]] = defaultdict(list)  # what the plan saw, per user
+        for item in plan.items:
+            if item.action is not Action.SKIP:
+                self.seen[item.key].append(item)
         self.client = client
         self.recorder = recorder
         self.done = done
@@ -152,11 +157,14 @@ class _Run:
 
     async def _user(self, changes: list[PlanItem]) -> None:
         failed: PlanItem | None = None
+        drift = await self._drift(changes)
         for item in changes:
             if _key(item) in self.done:
                 outcome = self.done[_key(item)]
             elif self._halted():
                 return
+            elif drift:
+                outcome = Outcome(Status.SKIPPED, error=f"changed since plan: {drift}: make a new plan and review it")
             elif failed is not None:
                 outcome = Outcome(
                     Status.SKIPPED,
@@ -176,6 +184,20 @@ class _Run:
                     Progress(self.finished, self.total, counters.writes, counters.throttled, time.monotonic() - self.started)
                 )
         self._watch_for_systemic(failed)
+
+    async def _drift(self, changes: list[PlanItem]) -> str:
+        """For a reviewed plan: how the user's methods differ from what the plan saw ("" if not)."""
+        if not self.verify_unchanged or any(_key(i) in self.done or _key(i) in self.in_doubt for i in changes):
+            return ""
+        try:
+            methods = await self.client.list_phone_methods(changes[0].user)
+        except GraphError as exc:
+            return f"couldn't read the user's methods again ({exc.message})"
+        for item in self.seen[changes[0].key]:
+            now = methods.get(item.type)
+            if canonical(now.phone_number if now else "") != canonical(item.current):
+                return f"{item.phone_type} is now {now.phone_number if now else 'empty'}, the plan saw {item.current or 'empty'}"
+        return ""
 
     async def _change(self, item: PlanItem) -> Outcome:
         if self.recorder is not None:
@@ -221,12 +243,14 @@ async def execute(
     in_doubt: set[tuple[int, str]] | None = None,
     stop: asyncio.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
+    verify_unchanged: bool = False,
 ) -> RunResult:
     """Apply the plan's changes, `max_concurrency` users at a time.
 
     `done` holds outcomes of a resumed run (not redone); `in_doubt` the changes it left in
     flight (read back before any write). Setting `stop` ends the run after the requests in
-    flight: the rest is reported as not attempted.
+    flight: the rest is reported as not attempted. With `verify_unchanged` (a reviewed plan
+    applied later) each user is read again first and skipped if it changed since the plan.
     """
     run = _Run(
         plan,
@@ -237,6 +261,7 @@ async def execute(
         stop=stop,
         progress=progress,
         max_concurrency=max(1, max_concurrency),
+        verify_unchanged=verify_unchanged,
     )
     return await run.run()
 

@@ -180,12 +180,14 @@ async def apply_async(
     mode: Mode | str = Mode.UPSERT,
     check_first: bool = False,
     limits: SafetyLimits | None = None,
+    verify_unchanged: bool = False,
 ) -> RunResult:
     """Carry out a plan, or plan the input first and carry that out.
 
     With a journal, an unfinished run of the same input (or plan) is resumed instead of
     planned again: its done changes are kept, its in-flight ones read back first.
     With `limits`, a new plan that changes too much raises UnsafePlanError before any write.
+    With `verify_unchanged` (for a plan reviewed earlier), users changed since are skipped.
     """
     async with connection.open() as client:
         resumed = run_id = None
@@ -217,6 +219,7 @@ async def apply_async(
             in_doubt=resumed.in_doubt if resumed else None,
             stop=stop,
             progress=progress,
+            verify_unchanged=isinstance(plan_or_source, Plan) and verify_unchanged,
         )
         # Only an interrupted run is left open to resume. After a systemic stop the next apply
         # plans afresh from live state, so it retries what failed once the cause is fixed.
