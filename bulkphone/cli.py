@@ -152,12 +152,14 @@ def check(source, probe_user, write, **options) -> int:
 @_handled
 def plan(source, report_path, default_region, users, mode, **options) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
+    settings = _settings(source=source, users=users, default_region=default_region, mode=mode, **options)
     connection = _connection(options)
     the_plan = pipeline.plan(
         source, connection=connection, users=users, default_region=default_region, mode=mode, check_first=True
     )
     rows = report.plan_rows(the_plan)
     write_plan(the_plan, report_path)
+    _write_summaries(rows, report_path, "plan", settings, {"reads": connection.counters.reads, "writes": 0})
     click.echo(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {connection.counters.reads} reads, 0 writes; report: {report_path}")
     return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
 
@@ -183,6 +185,9 @@ def apply(source, report_path, default_region, users, mode, plan_path, journal_p
     if (source is None) == (plan_path is None):
         raise click.UsageError("give INPUT to plan and apply it, or --plan PLAN.csv to apply a reviewed plan (not both)")
     target = read_plan(plan_path, mode) if plan_path else source
+    settings = _settings(source=source, plan=plan_path, users=users, default_region=default_region, mode=mode,
+                         force=force, max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
+                         max_changes=max_changes, **options)
     connection = _connection(options)
     limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
     journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
@@ -204,6 +209,7 @@ def apply(source, report_path, default_region, users, mode, plan_path, journal_p
         )
     rows = report.result_rows(result)
     report.write_csv(rows, report_path)
+    _write_summaries(rows, report_path, "apply", settings, result.stats)
     resumed = f"resumed a killed run ({result.stats['resumed']} changes already done); " if result.stats["resumed"] else ""
     click.echo(f"apply ({mode}): {len(rows)} rows: {_counts(report.summarize(rows)['status'])}; {resumed}{_stats(result.stats)}; report: {report_path}")
     if result.stopped == INTERRUPTED:
@@ -252,6 +258,17 @@ def _connection(options: dict):
         max_writes_per_second=options.pop("max_writes_per_second"),
         max_concurrency=options.pop("max_concurrency"),
     )
+
+
+def _settings(**options) -> dict:
+    """What a run was asked to do, for its summary; secrets never reach options."""
+    return {name.replace("_", "-"): str(value) for name, value in options.items() if value not in (None, False, "")}
+
+
+def _write_summaries(rows: list[dict], report_path: Path, command: str, settings: dict, stats: dict) -> None:
+    data = report.summary(rows, command=command, settings=settings, stats=stats)
+    report.write_summary(data, report_path.with_suffix(".summary.json"))
+    report.write_html(data, report_path.with_suffix(".html"))
 
 
 def _first_user(source: Path) -> str | None:

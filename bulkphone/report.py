@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import html
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -19,7 +21,10 @@ __all__ = [
     "plan_rows",
     "result_rows",
     "summarize",
+    "summary",
     "write_csv",
+    "write_html",
+    "write_summary",
 ]
 
 REPORT_COLUMNS = [
@@ -138,3 +143,106 @@ def _plan_row(item) -> dict:
         "smsSignInState": "",
         "reconciled": "",
     }
+
+
+def summary(rows: list[dict], *, command: str, settings: dict, stats: dict | None = None) -> dict:
+    """The numbers of a run, for summary.json and report.html; they equal the CSV's."""
+    failures: dict[str, list] = {}
+    warnings: dict[str, list] = {}
+    for row in rows:
+        if row["error"] and (row["status"] in ("failed", "invalid") or row["status"] == "skipped"):
+            failures.setdefault(row["error"], []).append(row["row"])
+        if row.get("warning"):
+            warnings.setdefault(row["warning"], []).append(row["row"])
+    counted = summarize(rows)
+    return {
+        "command": command,
+        "rows": len(rows),
+        "input_rows": len({row["row"] for row in rows}),
+        "actions": dict(counted["action"]),
+        "statuses": dict(counted["status"]),
+        "errors": {reason: len(where) for reason, where in failures.items()},
+        "warnings": {reason: len(where) for reason, where in warnings.items()},
+        "rows_by_error": failures,
+        "rows_by_warning": warnings,
+        "stats": stats or {},
+        "settings": settings,
+    }
+
+
+def write_summary(summary_data: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(summary_data, indent=2, default=str), encoding="utf-8")
+    return path
+
+
+_COLORS = {
+    "create": "#2e7d32", "update": "#1565c0", "delete": "#c62828", "noop": "#9e9e9e", "skip": "#ef6c00",
+    "ok": "#2e7d32", "planned": "#1565c0", "failed": "#c62828", "skipped": "#ef6c00",
+}
+
+
+def write_html(summary_data: dict, path: str | Path) -> Path:
+    """A self-contained page (no scripts, fonts or images from the network) a manager can read."""
+    e = html.escape
+    s = summary_data
+
+    def bars(title: str, counts: dict) -> str:
+        total = max(sum(counts.values()), 1)
+        width, y, parts = 520, 0, []
+        for name, count in counts.items():
+            length = max(2, int(360 * count / total)) if count else 0
+            color = _COLORS.get(name, "#607d8b")
+            parts.append(
+                f'<text x="0" y="{y + 16}" font-size="13">{e(name)}</text>'
+                f'<rect x="90" y="{y + 3}" width="{length}" height="16" fill="{color}"></rect>'
+                f'<text x="{98 + length}" y="{y + 16}" font-size="13" class="count" data-name="{e(name)}">{count}</text>'
+            )
+            y += 24
+        return (f'<figure><figcaption>{e(title)}</figcaption>'
+                f'<svg role="img" aria-label="{e(title)}" width="{width}" height="{y + 4}">{"".join(parts)}</svg></figure>')
+
+    def grouped(title: str, groups: dict, css: str) -> str:
+        if not groups:
+            return f"<h2>{e(title)}</h2><p>None.</p>"
+        items = "".join(
+            f'<tr class="{css}"><td>{e(reason)}</td><td class="n">{len(where)}</td>'
+            f'<td>{e(", ".join(str(r) for r in sorted(set(where), key=int)[:50]))}{" …" if len(set(where)) > 50 else ""}</td></tr>'
+            for reason, where in sorted(groups.items(), key=lambda pair: -len(pair[1]))
+        )
+        return (f"<h2>{e(title)}</h2><table><thead><tr><th>reason</th><th>rows</th><th>input rows to fix</th></tr></thead>"
+                f"<tbody>{items}</tbody></table>")
+
+    failed = s["statuses"].get("failed", 0)
+    skipped_with_reason = sum(s["errors"].values()) - failed
+    settings = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in s["settings"].items())
+    stats = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in s["stats"].items())
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>bulkphone {e(s["command"])} report</title>
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#212121;max-width:70rem}}
+h1{{font-size:1.6rem}} h2{{font-size:1.2rem;margin-top:2rem}}
+.totals{{display:flex;gap:1rem;flex-wrap:wrap}} .total{{border:1px solid #ddd;border-radius:6px;padding:.8rem 1.2rem;min-width:8rem}}
+.total b{{display:block;font-size:1.8rem}} .bad b{{color:#c62828}} .warn b{{color:#ef6c00}} .good b{{color:#2e7d32}}
+table{{border-collapse:collapse;margin-top:.5rem}} td,th{{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}}
+td.n{{text-align:right}} figure{{display:inline-block;vertical-align:top;margin:0 2rem 0 0}} figcaption{{font-weight:600;margin-bottom:.3rem}}
+</style></head><body>
+<h1>bulkphone {e(s["command"])}: {s["input_rows"]} input rows, {s["rows"]} report rows</h1>
+<div class="totals">
+<div class="total good" id="total-ok">ok<b>{s["statuses"].get("ok", 0)}</b></div>
+<div class="total" id="total-planned">planned<b>{s["statuses"].get("planned", 0)}</b></div>
+<div class="total bad" id="total-failed">failed<b>{failed}</b></div>
+<div class="total warn" id="total-skipped">skipped<b>{s["statuses"].get("skipped", 0)}</b></div>
+<div class="total warn" id="total-warnings">warnings<b>{sum(s["warnings"].values())}</b></div>
+</div>
+<h2>Actions and outcomes</h2>
+{bars("actions", s["actions"])}{bars("outcomes", s["statuses"])}
+{grouped(f"Rows to fix ({failed} failed, {skipped_with_reason} skipped for a reason)", s["rows_by_error"], "failure")}
+{grouped("Warnings (done, but look)", s["rows_by_warning"], "warning")}
+<h2>Run</h2><table>{stats or "<tr><td>no requests made</td></tr>"}</table>
+<h2>Settings</h2><table>{settings}</table>
+</body></html>
+"""
+    path = Path(path)
+    path.write_text(page, encoding="utf-8")
+    return path
