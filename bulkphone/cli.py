@@ -12,11 +12,12 @@ from pathlib import Path
 import click
 
 from . import pipeline, report
-from .auth import AUTH_MODES, AuthSettings, token_provider
+from .auth import AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings, token_provider
 from .clouds import CLOUDS, cloud_named
 from .errors import BulkphoneError, UnsafePlanError
 from .console import ProgressDisplay
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
+from .jobs import load_job
 from .journal import Journal
 from .planfile import read_plan, write_plan
 from .safety import SafetyLimits
@@ -153,7 +154,10 @@ def check(source, probe_user, write, **options) -> int:
 def plan(source, report_path, default_region, users, mode, **options) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
     settings = _settings(source=source, users=users, default_region=default_region, mode=mode, **options)
-    connection = _connection(options)
+    return _plan_run(_connection(options), source, report_path, users=users, default_region=default_region, mode=mode, settings=settings)
+
+
+def _plan_run(connection, source, report_path: Path, *, users, default_region, mode, settings) -> int:
     the_plan = pipeline.plan(
         source, connection=connection, users=users, default_region=default_region, mode=mode, check_first=True
     )
@@ -188,9 +192,13 @@ def apply(source, report_path, default_region, users, mode, plan_path, journal_p
     settings = _settings(source=source, plan=plan_path, users=users, default_region=default_region, mode=mode,
                          force=force, max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
                          max_changes=max_changes, **options)
-    connection = _connection(options)
     limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
     journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
+    return _apply_run(_connection(options), target, report_path, journal_path, users=users,
+                      default_region=default_region, mode=mode, limits=limits, settings=settings)
+
+
+def _apply_run(connection, target, report_path: Path, journal_path: Path, *, users, default_region, mode, limits, settings) -> int:
     with Journal(journal_path) as journal, ProgressDisplay() as display:
         result = _run_until_signalled(
             lambda stop: pipeline.apply_async(
@@ -220,6 +228,35 @@ def apply(source, report_path, default_region, users, mode, plan_path, journal_p
 
 
 @main.command()
+@click.argument("job_path", metavar="JOB.toml", type=click.Path(path_type=Path))
+@click.option("--apply", "do_apply", is_flag=True, help="Apply the changes (default: a dry run that writes the plan).")
+@click.option("--force", is_flag=True, help="Apply even when the plan is above the job's safety limits.")
+@_handled
+def run(job_path, do_apply, force) -> int:
+    """Run a job file: a dry run that writes the plan, or with --apply, the changes.
+
+    Reports go to the job's report folder: plan.csv (dry run) or results.csv (apply), each with
+    its .summary.json and .html; the journal that lets a killed apply resume sits beside them.
+    """
+    job = load_job(job_path)
+    environ = dict(os.environ)
+    for wanted, standard in ((job.secret_env, CLIENT_SECRET_ENV), (job.certificate_password_env, CERTIFICATE_PASSWORD_ENV)):
+        if environ.get(wanted):
+            environ[standard] = environ[wanted]
+    connection = _connect(job.auth, job.cloud, job.graph_url, job.max_writes_per_second, job.max_concurrency, environ)
+    settings = _settings(job=job.path, name=job.name, source=job.file, users=job.users, mode=job.mode,
+                         default_region=job.default_region, cloud=job.cloud, graph_url=job.graph_url,
+                         auth=job.auth.mode, apply=do_apply, force=force)
+    options = {"users": job.users, "default_region": job.default_region, "mode": job.mode, "settings": settings}
+    if not do_apply:
+        return _plan_run(connection, job.file, job.report_folder / "plan.csv", **options)
+    limits = None if force else SafetyLimits(job.max_update_percent / 100, job.max_delete_percent / 100, job.max_changes)
+    report_path = job.report_folder / "results.csv"
+    return _apply_run(connection, job.file, report_path, report_path.with_name("results.csv.journal.sqlite"),
+                      limits=limits, **options)
+
+
+@main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bulkphone-demo"), show_default=True, help="Folder for the demo's reports.")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Folder with the demo's input files (default: the repository's sample_data).")
 @_handled
@@ -234,13 +271,6 @@ def demo(out, data) -> int:
 
 
 def _connection(options: dict):
-    cloud = cloud_named(options.pop("cloud"))
-    if cloud.name == "china":
-        click.echo(
-            "bulkphone: note: older Microsoft pages list the phone methods API as unsupported in the China "
-            "(21Vianet) cloud; if Graph answers that it is unavailable there, that is why.",
-            err=True,
-        )
     settings = AuthSettings(
         mode=options.pop("auth_mode"),
         tenant_id=options.pop("tenant_id"),
@@ -251,12 +281,24 @@ def _connection(options: dict):
         federated_token_file=options.pop("federated_token_file"),
         authority_url=options.pop("authority_url"),
     )
-    token = token_provider(settings, cloud, prompt=lambda message: click.echo(message, err=True))
+    return _connect(settings, options.pop("cloud"), options.pop("graph_url"),
+                    options.pop("max_writes_per_second"), options.pop("max_concurrency"))
+
+
+def _connect(auth: AuthSettings, cloud_name: str, graph_url, max_writes_per_second, max_concurrency, environ=None):
+    cloud = cloud_named(cloud_name)
+    if cloud.name == "china":
+        click.echo(
+            "bulkphone: note: older Microsoft pages list the phone methods API as unsupported in the China "
+            "(21Vianet) cloud; if Graph answers that it is unavailable there, that is why.",
+            err=True,
+        )
+    token = token_provider(auth, cloud, environ=environ, prompt=lambda message: click.echo(message, err=True))
     return pipeline.connect(
         token,
-        graph_url=options.pop("graph_url") or cloud.graph_url,
-        max_writes_per_second=options.pop("max_writes_per_second"),
-        max_concurrency=options.pop("max_concurrency"),
+        graph_url=graph_url or cloud.graph_url,
+        max_writes_per_second=max_writes_per_second,
+        max_concurrency=max_concurrency,
     )
 
 

@@ -1,0 +1,93 @@
+"""Job files: parsing, every error message, and runs against the simulated tenant."""
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bulkphone.cli import main
+from bulkphone.errors import InputError
+from bulkphone.jobs import load_job
+from bulkphone.sim import APP_TOKEN, SimTenant, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["tenant-migration", "dry-run-report", "onboarding-import"])
+def test_shipped_examples_load_and_point_at_real_files(name):
+    job = load_job(ROOT / "jobs" / f"{name}.toml")
+    assert job.file.exists()
+    assert job.users is None or job.users.exists()
+    assert job.auth.tenant_id and job.auth.client_id
+
+
+def write_job(tmp_path, text):
+    path = tmp_path / "job.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[input]\nfile = "a.csv"\nmod = "sync"\n', "line 3: unknown key [input] mod. Known in [input]: file, users"),
+        ('[input]\nfile = "a.csv"\n\n[limits]\nmax_concurrency = "16"\n', "line 5: [limits] max_concurrency must be int, not str ('16')"),
+        ('[input]\nfile = "a.csv"\n[limits]\nmax_writes_per_second = true\n', "line 4: [limits] max_writes_per_second must be a number, not bool"),
+        ('[input]\nfile = "a.csv"\nmode = "merge"\n', "line 3: [input] mode = 'merge': use one of upsert, create-only, sync"),
+        ('[input]\nfile = "a.csv"\n[inputs]\nx = 1\n', "line 3: unknown table [inputs]"),
+        ('[input]\nfile = "a.csv"\n[connection]\nclient_secret = "hunter2"\n', "line 4: [connection] client_secret: never put secrets in a job file"),
+        ('[input]\nusers = "u.csv"\n', "[input] needs file ="),
+        ('[input\nfile = "a.csv"\n', "not valid TOML"),
+        ('[connection]\nauth = "kerberos"\n[input]\nfile = "a.csv"\n', "line 2: [connection] auth = 'kerberos': use one of secret"),
+    ],
+)
+def test_job_file_errors_name_the_key_and_the_line(tmp_path, text, message):
+    with pytest.raises(InputError) as caught:
+        load_job(write_job(tmp_path, text))
+    assert message in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_paths_are_relative_to_the_job_file(tmp_path):
+    job = load_job(write_job(tmp_path, '[input]\nfile = "data/in.csv"\n[report]\nfolder = "out"\n'))
+    assert job.file == tmp_path / "data" / "in.csv" and job.report_folder == tmp_path / "out"
+
+
+@pytest.fixture
+def sim_job(tmp_path):
+    tenant = SimTenant.from_json(ROOT / "bulkphone" / "sim" / "demo_tenant.json")
+    with serve(tenant) as url:
+        path = write_job(tmp_path, f"""
+[job]
+name = "test run"
+[input]
+file = "{ROOT / 'sample_data' / 'phones.csv'}"
+users = "{ROOT / 'sample_data' / 'directory.csv'}"
+[connection]
+auth = "token"
+graph_url = "{url}"
+[limits]
+max_writes_per_second = 100
+[report]
+folder = "reports"
+""")
+        yield tenant, path
+
+
+def test_run_is_a_dry_run_unless_asked_to_apply(sim_job, tmp_path):
+    tenant, job = sim_job
+    runner = CliRunner()
+    env = {"BULKPHONE_ACCESS_TOKEN": APP_TOKEN}
+    dry = runner.invoke(main, ["run", str(job)], env=env)
+    assert dry.exit_code == 1, dry.output  # the sample has rows to fix
+    assert tenant.writes == []
+    assert {p.name for p in (tmp_path / "reports").iterdir()} == {"plan.csv", "plan.summary.json", "plan.html"}
+
+    applied = runner.invoke(main, ["run", str(job), "--apply"], env=env)
+    assert applied.exit_code == 1, applied.output
+    assert len(tenant.writes) == 15
+    assert (tmp_path / "reports" / "results.csv").exists() and (tmp_path / "reports" / "results.html").exists()
+
+    again = runner.invoke(main, ["run", str(job), "--apply"], env=env)
+    assert again.exit_code == 1 and len(tenant.writes) == 15
