@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ from .console import ProgressDisplay
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
 from .jobs import load_job
 from .journal import Journal
+from .logs import event, logger, use_json_logs
 from .planfile import read_plan, write_plan
 from .safety import SafetyLimits
 from .model import Mode
@@ -49,14 +51,12 @@ def _handled(command):
             raise  # click prints usage errors itself, exit code 2
         except Exit as stop:
             if stop.message:
-                click.echo(f"bulkphone: {stop.message}", err=True)
+                _fail(stop.message, stop.code)
             sys.exit(stop.code)
         except UnsafePlanError as exc:
-            click.echo(f"bulkphone: {exc}", err=True)
-            sys.exit(EXIT_UNSAFE)
+            _fail(str(exc), EXIT_UNSAFE)
         except BulkphoneError as exc:
-            click.echo(f"bulkphone: {exc}", err=True)
-            sys.exit(EXIT_CONFIG)
+            _fail(str(exc), EXIT_CONFIG)
         except KeyboardInterrupt:
             click.echo("bulkphone: interrupted before any change was made", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -72,6 +72,19 @@ def _handled(command):
         sys.exit(code or EXIT_OK)
 
     return wrapper
+
+
+def _fail(message: str, code: int) -> None:
+    if _json_logs():
+        event("run.error", logging.ERROR, message=message, exit_code=code)
+    else:
+        click.echo(f"bulkphone: {message}", err=True)
+    sys.exit(code)
+
+
+def _json_logs() -> bool:
+    context = click.get_current_context(silent=True)
+    return bool(context and (context.find_root().obj or {}).get("json_logs"))
 
 
 def _input_options(command, *, input_required: bool = True):
@@ -109,8 +122,15 @@ def _mode_option(command):
 
 @click.group()
 @click.version_option(package_name="bulkphone")
-def main() -> None:
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human", envvar="BULKPHONE_LOG_FORMAT",
+              show_default=True, help="json: one JSON object per event on stderr (run start/end, throttling, failures, progress), for schedulers.")
+@click.pass_context
+def main(ctx: click.Context, log_format: str) -> None:
     """Set phone sign-in methods for many Entra ID users from a CSV or Excel file."""
+    ctx.obj = {"json_logs": log_format == "json"}
+    if log_format == "json":
+        handler = use_json_logs(sys.stderr)
+        ctx.call_on_close(lambda: logger.removeHandler(handler))
 
 
 @main.command()
@@ -158,6 +178,7 @@ def plan(source, report_path, default_region, users, mode, **options) -> int:
 
 
 def _plan_run(connection, source, report_path: Path, *, users, default_region, mode, settings) -> int:
+    event("run.start", command="plan", settings=settings)
     the_plan = pipeline.plan(
         source, connection=connection, users=users, default_region=default_region, mode=mode, check_first=True
     )
@@ -199,7 +220,8 @@ def apply(source, report_path, default_region, users, mode, plan_path, journal_p
 
 
 def _apply_run(connection, target, report_path: Path, journal_path: Path, *, users, default_region, mode, limits, settings) -> int:
-    with Journal(journal_path) as journal, ProgressDisplay() as display:
+    event("run.start", command="apply", settings=settings)
+    with Journal(journal_path) as journal, ProgressDisplay(json_events=_json_logs()) as display:
         result = _run_until_signalled(
             lambda stop: pipeline.apply_async(
                 target,
@@ -311,6 +333,8 @@ def _write_summaries(rows: list[dict], report_path: Path, command: str, settings
     data = report.summary(rows, command=command, settings=settings, stats=stats)
     report.write_summary(data, report_path.with_suffix(".summary.json"))
     report.write_html(data, report_path.with_suffix(".html"))
+    event("run.end", command=command, report=str(report_path), rows=data["rows"], actions=data["actions"],
+          statuses=data["statuses"], errors=sum(data["errors"].values()), warnings=sum(data["warnings"].values()), stats=stats)
 
 
 def _first_user(source: Path) -> str | None:

@@ -11,15 +11,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .executor import Progress as RunProgress
+from .logs import event
 
 __all__ = ["ProgressDisplay"]
 
 
 class ProgressDisplay:
-    def __init__(self, stream: TextIO | None = None, *, every_seconds: float = 10.0) -> None:
+    def __init__(self, stream: TextIO | None = None, *, every_seconds: float = 10.0, json_events: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.every_seconds = every_seconds
-        self.interactive = self.stream.isatty()
+        self.json_events = json_events
+        self.interactive = self.stream.isatty() and not json_events
         self._last_line = float("-inf")
         self._bar: Progress | None = None
         self._task = None
@@ -52,6 +54,10 @@ class ProgressDisplay:
         now = time.monotonic()
         if now - self._last_line >= self.every_seconds or progress.done == progress.total:
             self._last_line = now
+            if self.json_events:
+                event("progress", done=progress.done, total=progress.total, writes=progress.writes,
+                      writes_per_second=round(rate, 2), throttled=progress.throttled, seconds=round(progress.seconds, 1))
+                return
             print(
                 f"bulkphone: {progress.done}/{progress.total} changes, {progress.writes} writes "
                 f"({rate:.1f}/s), {progress.throttled} throttled, {progress.seconds:.0f}s",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from tenacity import RetryCallState
 
 from .errors import AmbiguousWriteError, AuthError, ForbiddenError, GraphError, NotFoundError, PermanentError
 from .graph import GraphClient, Methods
+from .logs import event
 from .model import Action, PhoneMethod, PhoneType, Status
 from .normalize import canonical
 from .planner import Plan, PlanItem
@@ -176,6 +178,10 @@ class _Run:
                 outcome.warning = item.warning
             if outcome.status is not Status.OK and failed is None:
                 failed = item
+            if outcome.status is Status.FAILED:
+                event("change.failed", logging.WARNING, row=item.row, user=item.user, phoneType=item.phone_type,
+                      action=item.action.value, error=outcome.error, httpStatus=outcome.http_status,
+                      requestId=outcome.request_id)
             self.outcomes[_key(item)] = outcome
             self.finished += 1
             if self.progress is not None:
@@ -231,6 +237,8 @@ class _Run:
         self.same_error = (error, count)
         if count >= SAME_ERROR_LIMIT and not self.stopped:
             self.stopped = f"the last {count} users all failed with the same error: {outcome.error}"
+        if self.stopped and self.stopped != INTERRUPTED:
+            event("run.stopping", logging.ERROR, reason=self.stopped)
 
 
 async def execute(

@@ -19,6 +19,7 @@ from .errors import (
     ThrottledError,
     TransientError,
 )
+from .logs import event
 from .model import PhoneMethod, PhoneType
 from .retry import RetryPolicy
 from .throttle import RateLimiter
@@ -212,6 +213,8 @@ class GraphClient:
             self.counters.throttled += 1
             retry_after = _number(headers.get("retry-after"))
             self.limiter.throttled_for(retry_after if retry_after is not None else 1.0)
+            event("throttled", retry_after=retry_after, write=write, rate=round(self.limiter.rate, 2),
+                  scope=headers.get("x-ms-throttle-scope", ""), request_id=fields["request_id"])
             return ThrottledError(f"throttled by Graph: {message}", retry_after=retry_after, **fields)
         if status == 401:
             return AuthError(f"Graph rejected the token (401 {code}): {message}", **fields)

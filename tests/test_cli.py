@@ -152,3 +152,41 @@ def test_demo_runs_on_the_embedded_tenant(runner, tmp_path):
 def test_every_command_has_help(runner, command):
     result = runner.invoke(main, [command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_json_logs_are_one_object_per_event_on_stderr(tmp_path, write_file):
+    import json
+
+    from bulkphone.sim import Faults
+
+    tenant = SimTenant(faults=Faults(writes_per_second=2, retry_after=0.05))
+    for i in range(6):
+        tenant.add_user(f"user{i}@contoso.com")
+    tenant.add_user(ANN, {"mobile": "+1 4255550100"}, default_method="mobile")
+    source = write_file("in.csv", "user,mobile\n" + "".join(f"user{i}@contoso.com,+1 425 555 01{i:02d}\n" for i in range(6)) + f"{ANN},\n")
+    with serve(tenant) as url:
+        result = CliRunner().invoke(
+            main,
+            ["--log-format", "json", "apply", str(source), "--report", str(tmp_path / "r.csv"), "--graph-url", url,
+             "--mode", "sync", "--max-writes-per-second", "50"],
+            env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN},
+        )
+    assert result.exit_code == 1
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    names = [e["event"] for e in events]
+    assert names[0] == "run.start" and names[-1] == "run.end"
+    assert "throttled" in names and "progress" in names
+    failed = [e for e in events if e["event"] == "change.failed"]
+    assert len(failed) == 1 and failed[0]["user"] == ANN and "default sign-in method" in failed[0]["error"]
+    end = events[-1]
+    rows = read_report(tmp_path / "r.csv")
+    assert end["statuses"] == {"ok": 6, "failed": 1} == {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed")}
+
+
+def test_json_logs_report_errors_as_events(tmp_path):
+    import json
+
+    result = CliRunner().invoke(main, ["--log-format", "json", "normalize", str(tmp_path / "missing.csv"), "--report", str(tmp_path / "r.csv")])
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert json.loads(line)["event"] == "run.error" and "file not found" in json.loads(line)["message"]
