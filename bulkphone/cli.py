@@ -199,8 +199,9 @@ def _plan_run(connection, source, report_path: Path, *, users, default_region, m
 @click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10, show_default=True, help="Refuse a plan that deletes more than this share of the existing numbers.")
 @click.option("--max-changes", type=click.IntRange(min=0), help="Refuse a plan with more changes than this.")
 @click.option("--force", is_flag=True, help="Apply even when the plan is above the safety limits.")
+@click.option("--changed-only", is_flag=True, help="Skip rows whose number equals the one the journal last verified (cheap scheduled re-runs; plan always reads live state).")
 @_handled
-def apply(source, report_path, default_region, users, mode, plan_path, journal_path, max_update_percent, max_delete_percent, max_changes, force, **options) -> int:
+def apply(source, report_path, default_region, users, mode, plan_path, journal_path, max_update_percent, max_delete_percent, max_changes, force, changed_only, **options) -> int:
     """Plan INPUT against current methods, then make the changes in Graph.
 
     With --plan, apply that reviewed plan instead: each user is read again first and skipped
@@ -211,15 +212,16 @@ def apply(source, report_path, default_region, users, mode, plan_path, journal_p
         raise click.UsageError("give INPUT to plan and apply it, or --plan PLAN.csv to apply a reviewed plan (not both)")
     target = read_plan(plan_path, mode) if plan_path else source
     settings = _settings(source=source, plan=plan_path, users=users, default_region=default_region, mode=mode,
-                         force=force, max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
+                         force=force, changed_only=changed_only, max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
                          max_changes=max_changes, **options)
     limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
     journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
     return _apply_run(_connection(options), target, report_path, journal_path, users=users,
-                      default_region=default_region, mode=mode, limits=limits, settings=settings)
+                      default_region=default_region, mode=mode, limits=limits, settings=settings, changed_only=changed_only)
 
 
-def _apply_run(connection, target, report_path: Path, journal_path: Path, *, users, default_region, mode, limits, settings) -> int:
+def _apply_run(connection, target, report_path: Path, journal_path: Path, *, users, default_region, mode, limits, settings,
+               changed_only=False) -> int:
     event("run.start", command="apply", settings=settings)
     with Journal(journal_path) as journal, ProgressDisplay(json_events=_json_logs()) as display:
         result = _run_until_signalled(
@@ -235,6 +237,7 @@ def _apply_run(connection, target, report_path: Path, journal_path: Path, *, use
                 check_first=True,
                 limits=limits,
                 verify_unchanged=True,
+                changed_only=changed_only,
             )
         )
     rows = report.result_rows(result)
@@ -253,8 +256,9 @@ def _apply_run(connection, target, report_path: Path, journal_path: Path, *, use
 @click.argument("job_path", metavar="JOB.toml", type=click.Path(path_type=Path))
 @click.option("--apply", "do_apply", is_flag=True, help="Apply the changes (default: a dry run that writes the plan).")
 @click.option("--force", is_flag=True, help="Apply even when the plan is above the job's safety limits.")
+@click.option("--changed-only", is_flag=True, help="With --apply: skip rows unchanged since the last verified run.")
 @_handled
-def run(job_path, do_apply, force) -> int:
+def run(job_path, do_apply, force, changed_only) -> int:
     """Run a job file: a dry run that writes the plan, or with --apply, the changes.
 
     Reports go to the job's report folder: plan.csv (dry run) or results.csv (apply), each with
@@ -268,14 +272,14 @@ def run(job_path, do_apply, force) -> int:
     connection = _connect(job.auth, job.cloud, job.graph_url, job.max_writes_per_second, job.max_concurrency, environ)
     settings = _settings(job=job.path, name=job.name, source=job.file, users=job.users, mode=job.mode,
                          default_region=job.default_region, cloud=job.cloud, graph_url=job.graph_url,
-                         auth=job.auth.mode, apply=do_apply, force=force)
+                         auth=job.auth.mode, apply=do_apply, force=force, changed_only=changed_only)
     options = {"users": job.users, "default_region": job.default_region, "mode": job.mode, "settings": settings}
     if not do_apply:
         return _plan_run(connection, job.file, job.report_folder / "plan.csv", **options)
     limits = None if force else SafetyLimits(job.max_update_percent / 100, job.max_delete_percent / 100, job.max_changes)
     report_path = job.report_folder / "results.csv"
     return _apply_run(connection, job.file, report_path, report_path.with_name("results.csv.journal.sqlite"),
-                      limits=limits, **options)
+                      limits=limits, changed_only=changed_only, **options)
 
 
 @main.command()

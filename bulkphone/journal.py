@@ -19,6 +19,7 @@ from typing import Iterable
 from .errors import InputError
 from .executor import Outcome
 from .model import Action, Mode, Status
+from .normalize import canonical
 from .planner import Plan, PlanItem
 
 __all__ = ["Journal", "ResumedRun", "RunRecorder", "run_key"]
@@ -40,6 +41,13 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (run_id, seq)
 );
 CREATE INDEX IF NOT EXISTS runs_by_key ON runs(key, finished);
+CREATE TABLE IF NOT EXISTS verified (
+    user TEXT NOT NULL,
+    phone_type TEXT NOT NULL,
+    number TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    PRIMARY KEY (user, phone_type)
+);
 """
 
 
@@ -119,6 +127,30 @@ class Journal:
 
     def finish(self, run_id: int) -> None:
         self.db.execute("UPDATE runs SET finished = ? WHERE id = ?", (_now(), run_id))
+
+    def remember_verified(self, run_id: int, plan: Plan, outcomes) -> None:
+        """After a run: what each (user, type) holds now, as far as this run saw or made it."""
+        rows = []
+        for item in plan.items:
+            outcome = outcomes.get((item.row, item.phone_type))
+            if outcome is None or outcome.status is not Status.OK:
+                continue
+            if item.action in (Action.CREATE, Action.UPDATE):
+                rows.append((item.key, item.phone_type, item.number, run_id))
+            elif item.action is Action.DELETE:
+                rows.append((item.key, item.phone_type, "", run_id))
+            elif item.action is Action.NOOP and item.number and canonical(item.current) == item.number:
+                rows.append((item.key, item.phone_type, item.number, run_id))  # read from Graph, and already right
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO verified (user, phone_type, number, run_id) VALUES (?, ?, ?, ?)", rows
+            )
+
+    def verified(self) -> dict[tuple[str, str], str]:
+        """(lower-cased user, phoneType) -> the number last verified ("" = none)."""
+        return {(user, phone_type): number for user, phone_type, number in self.db.execute(
+            "SELECT user, phone_type, number FROM verified")}
 
     def counts(self, run_id: int) -> dict[str, int]:
         return dict(self.db.execute("SELECT state, COUNT(*) FROM items WHERE run_id = ? GROUP BY state", (run_id,)))

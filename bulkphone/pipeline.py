@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
@@ -181,6 +181,7 @@ async def apply_async(
     check_first: bool = False,
     limits: SafetyLimits | None = None,
     verify_unchanged: bool = False,
+    changed_only: bool = False,
 ) -> RunResult:
     """Carry out a plan, or plan the input first and carry that out.
 
@@ -188,7 +189,11 @@ async def apply_async(
     planned again: its done changes are kept, its in-flight ones read back first.
     With `limits`, a new plan that changes too much raises UnsafePlanError before any write.
     With `verify_unchanged` (for a plan reviewed earlier), users changed since are skipped.
+    With `changed_only` (needs a journal), rows whose wanted number equals the one the journal
+    last verified are not read or written: a cheap scheduled re-run.
     """
+    if changed_only and journal is None:
+        raise InputError("--changed-only needs the run journal of the earlier runs")
     async with connection.open() as client:
         resumed = run_id = None
         if journal is not None:
@@ -201,7 +206,8 @@ async def apply_async(
             the_plan = plan_or_source
         else:
             the_plan = await _plan(
-                client, plan_or_source, users=users, default_region=default_region, mode=mode, check=check
+                client, plan_or_source, users=users, default_region=default_region, mode=mode, check=check,
+                verified=journal.verified() if changed_only else None,
             )
             check = None
         if check is not None:
@@ -223,8 +229,10 @@ async def apply_async(
         )
         # Only an interrupted run is left open to resume. After a systemic stop the next apply
         # plans afresh from live state, so it retries what failed once the cause is fixed.
-        if journal is not None and result.stopped != INTERRUPTED:
-            journal.finish(run_id)
+        if journal is not None:
+            journal.remember_verified(run_id, the_plan, result.outcomes)
+            if result.stopped != INTERRUPTED:
+                journal.finish(run_id)
         return result
 
 
@@ -233,9 +241,11 @@ def apply(plan_or_source: Plan | str | Path, *, connection: Connection, **option
     return run_sync(apply_async(plan_or_source, connection=connection, **options))
 
 
-async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, check=None) -> Plan:
+async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, check=None, verified=None) -> Plan:
     cells = load_cells(source, users=users, default_region=default_region)
-    wanted = [cell.user for cell in cells if not cell.error and not cell.excluded]
+    if verified is not None:
+        cells = _mark_unchanged(cells, verified, Mode(mode))
+    wanted = [cell.user for cell in cells if not cell.error and not cell.excluded and not cell.unchanged]
     if check is not None:
         token, write = check
         await preflight(token, client, write=write, probe_user=wanted[0] if wanted else None)
@@ -250,6 +260,20 @@ async def _plan(client: GraphClient, source, *, users: Users, default_region, mo
             request_id=exc.request_id,
         ) from exc
     return build_plan(cells, current, Mode(mode))
+
+
+def _mark_unchanged(cells: list[Cell], verified: dict[tuple[str, str], str], mode: Mode) -> list[Cell]:
+    marked = []
+    for cell in cells:
+        if cell.error or cell.excluded:
+            marked.append(cell)
+        elif cell.blank and mode is not Mode.SYNC:
+            marked.append(replace(cell, unchanged="unchanged: blank cell, nothing to do (--changed-only: not read)"))
+        elif verified.get((user_key(cell.user), cell.phone_type)) == cell.number:
+            marked.append(replace(cell, unchanged="unchanged since the last verified run (--changed-only: not read)"))
+        else:
+            marked.append(cell)
+    return marked
 
 
 def _run_key(plan_or_source, users: Users, default_region, mode, graph_url: str) -> str:

@@ -49,6 +49,7 @@ class Cell:
     error: str = ""
     warning: str = ""
     excluded: str = ""  # why the run leaves this row out on purpose (e.g. not in the users file)
+    unchanged: str = ""  # why this row needs no look at Graph (same as last verified, --changed-only)
 
     @property
     def blank(self) -> bool:
@@ -125,6 +126,8 @@ def build_plan(cells: Iterable[Cell], current: Mapping[str, UserState], mode: Mo
     for index, cell in enumerate(cells):
         if cell.excluded:
             decided[index] = _item(cell, Action.SKIP, note=cell.excluded)
+        elif cell.unchanged:
+            decided[index] = _item(cell, Action.NOOP, note=cell.unchanged)
         elif cell.error:
             decided[index] = _item(cell, Action.SKIP, error=cell.error)
         else:
