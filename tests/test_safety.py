@@ -27,34 +27,28 @@ def plan_with(existing, updates=0, deletes=0, creates=0):
 LIMITS = SafetyLimits(max_update_share=0.30, max_delete_share=0.10, max_changes=50)
 
 
-@pytest.mark.parametrize("updates, refused", [(29, False), (30, False), (31, True)])
-def test_update_share(updates, refused):
-    plan = plan_with(existing=100, updates=updates)
-    if refused:
-        with pytest.raises(UnsafePlanError, match=r"updates 31 of 100 existing numbers \(31%\), above the 30% limit \(--max-update-percent\)"):
-            check_safety(plan, LIMITS)
-    else:
+@pytest.mark.parametrize(
+    "plan, refusal",
+    [
+        (plan_with(existing=100, updates=29), None),
+        (plan_with(existing=100, updates=30), None),
+        (plan_with(existing=100, updates=31), r"updates 31 of 100 existing numbers \(31%\), above the 30% limit \(--max-update-percent\)"),
+        (plan_with(existing=100, deletes=9), None),
+        (plan_with(existing=100, deletes=10), None),
+        (plan_with(existing=100, deletes=11), r"deletes 11 of 100 existing numbers \(11%\), above the 10% limit \(--max-delete-percent\)"),
+        (plan_with(existing=0, creates=49), None),
+        (plan_with(existing=0, creates=50), None),
+        (plan_with(existing=0, creates=51), r"51 changes, 1 over --max-changes 50"),
+    ],
+    ids=["updates-below", "updates-at", "updates-above", "deletes-below", "deletes-at", "deletes-above",
+         "changes-below", "changes-at", "changes-above"],
+)
+def test_each_limit_below_at_and_above(plan, refusal):
+    if refusal is None:
         check_safety(plan, LIMITS)
-
-
-@pytest.mark.parametrize("deletes, refused", [(9, False), (10, False), (11, True)])
-def test_delete_share(deletes, refused):
-    plan = plan_with(existing=100, deletes=deletes)
-    if refused:
-        with pytest.raises(UnsafePlanError, match=r"deletes 11 of 100 existing numbers \(11%\), above the 10% limit"):
-            check_safety(plan, LIMITS)
     else:
-        check_safety(plan, LIMITS)
-
-
-@pytest.mark.parametrize("creates, refused", [(49, False), (50, False), (51, True)])
-def test_max_changes(creates, refused):
-    plan = plan_with(existing=0, creates=creates)
-    if refused:
-        with pytest.raises(UnsafePlanError, match=r"51 changes, 1 over --max-changes 50"):
+        with pytest.raises(UnsafePlanError, match=refusal):
             check_safety(plan, LIMITS)
-    else:
-        check_safety(plan, LIMITS)
 
 
 def test_small_tenants_are_not_held_to_shares():
