@@ -27,8 +27,7 @@ from pathlib import Path
 import httpx
 
 import bulkphone
-from bulkphone.retry import RetryPolicy
-from bulkphone.sim import APP_TOKEN, DROP_AFTER, DROP_BEFORE, Faults, SimTenant, serve
+from bulkphone.sim import APP_TOKEN, Faults, SimTenant, serve
 
 FAULT_SHARE = 0.0075  # each of four kinds: ~3% of requests in all
 

@@ -22,12 +22,12 @@ from .errors import (
 )
 from .executor import Outcome, RunResult
 from .graph import GraphClient
+from .journal import Journal
 from .model import Action, Mode, PhoneType, Status
 from .normalize import normalize_number
-from .journal import Journal
 from .pipeline import Connection, apply, apply_async, connect, load_cells, plan, plan_async, read_current
-from .preflight import preflight
 from .planner import Plan, PlanItem, build_plan
+from .preflight import preflight
 
 __all__ = [
     "Action",

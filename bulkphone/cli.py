@@ -15,15 +15,15 @@ import click
 from . import pipeline, report
 from .auth import AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings, token_provider
 from .clouds import CLOUDS, cloud_named
-from .errors import BulkphoneError, UnsafePlanError
 from .console import ProgressDisplay
+from .errors import BulkphoneError, UnsafePlanError
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
 from .jobs import load_job
 from .journal import Journal
 from .logs import event, logger, use_json_logs
+from .model import Mode
 from .planfile import read_plan, write_plan
 from .safety import SafetyLimits
-from .model import Mode
 from .throttle import DEFAULT_WRITES_PER_SECOND
 
 EXIT_OK = 0

@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from conftest import make_connection
 
 import bulkphone
 from bulkphone.clock import SystemClock
@@ -10,7 +11,6 @@ from bulkphone.model import Action, Status
 from bulkphone.report import result_rows
 from bulkphone.retry import RetryPolicy
 from bulkphone.sim import APP_TOKEN, DROP_AFTER, DROP_BEFORE, Faults, Principal, SimTenant, serve
-from conftest import make_connection
 
 ANN, BOB = "ann@contoso.com", "bob@contoso.com"
 

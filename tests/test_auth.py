@@ -1,15 +1,14 @@
 """Every sign-in mode gets a real token through msal from a local HTTPS authority, and the
 simulated tenant checks it. No internet."""
 
-import csv
 
 import pytest
+from authority import CLIENT_ID, TENANT, serve_authority
 from click.testing import CliRunner
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography import x509
 
-from authority import CLIENT_ID, TENANT, serve_authority
 from bulkphone.auth import decode_claims
 from bulkphone.cli import main
 from bulkphone.sim import SimTenant, serve

@@ -1,11 +1,11 @@
 """--changed-only: a second scheduled run reads and writes only what changed, and ends in the same state."""
 
 import pytest
+from conftest import make_connection
 
 import bulkphone
 from bulkphone.journal import Journal
 from bulkphone.model import Action, Status
-from conftest import make_connection
 
 USERS = [f"user{i:02d}@contoso.com" for i in range(40)]
 

@@ -1,6 +1,5 @@
 """Job files: parsing, every error message, and runs against the simulated tenant."""
 
-import os
 from pathlib import Path
 
 import pytest

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from conftest import make_connection
 
 import bulkphone
 from bulkphone.executor import Outcome
@@ -16,7 +17,6 @@ from bulkphone.model import Action, Mode, Status
 from bulkphone.planner import Plan, PlanItem
 from bulkphone.report import result_rows
 from bulkphone.sim import APP_TOKEN, Faults, SimTenant, serve
-from conftest import make_connection
 
 
 def sample_plan():
