@@ -60,6 +60,10 @@ def _handled(command):
         except KeyboardInterrupt:
             click.echo("bulkphone: interrupted before any change was made", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader of our output went away (`| head`): the work is done; say nothing more.
+            sys.stdout = open(os.devnull, "w")
+            sys.exit(EXIT_OK)
         except Exception as exc:
             if os.environ.get("BULKPHONE_DEBUG"):
                 raise
