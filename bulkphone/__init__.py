@@ -19,15 +19,17 @@ from .errors import (
     PreflightError,
     ThrottledError,
     TransientError,
+    UnsafePlanError,
 )
 from .executor import Outcome, RunResult
 from .graph import GraphClient
 from .journal import Journal
 from .model import Action, Mode, PhoneType, Status
 from .normalize import normalize_number
-from .pipeline import Connection, apply, apply_async, connect, load_cells, plan, plan_async, read_current
+from .pipeline import Connection, apply, apply_async, check, check_async, connect, load_cells, plan, plan_async, read_current
+from .planfile import read_plan, write_plan
 from .planner import Plan, PlanItem, build_plan
-from .preflight import preflight
+from .safety import SafetyLimits
 
 __all__ = [
     "Action",
@@ -50,19 +52,24 @@ __all__ = [
     "Plan",
     "PlanItem",
     "RunResult",
+    "SafetyLimits",
     "StaticToken",
     "Status",
     "ThrottledError",
     "TransientError",
+    "UnsafePlanError",
     "apply",
     "apply_async",
     "build_plan",
+    "check",
+    "check_async",
     "connect",
     "load_cells",
     "normalize_number",
     "plan",
     "plan_async",
-    "preflight",
     "read_current",
+    "read_plan",
     "token_provider",
+    "write_plan",
 ]
