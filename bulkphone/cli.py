@@ -15,7 +15,7 @@ import click
 from . import pipeline, report
 from .auth import AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings, token_provider
 from .clouds import CLOUDS, cloud_named
-from .console import ProgressDisplay
+from .console import ProgressDisplay, RowProgress
 from .errors import BulkphoneError, UnsafePlanError
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
 from .jobs import load_job
@@ -142,12 +142,11 @@ def main(ctx: click.Context, log_format: str) -> None:
 @_handled
 def normalize(source, report_path, default_region, users) -> int:
     """Check and normalise the numbers in INPUT offline (no network, no credentials)."""
-    cells = pipeline.load_cells(source, users=users, default_region=default_region)
-    rows = report.normalize_rows(cells)
-    report.write_csv(rows, report_path, report.NORMALIZE_COLUMNS)
-    counts = report.summarize(rows)["status"]
-    click.echo(f"normalize: {len(rows)} values: " + _counts(counts) + f"; report: {report_path}")
-    return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
+    with RowProgress() as progress:
+        counts = pipeline.normalize_file(source, report_path, users=users, default_region=default_region,
+                                         progress=progress.update)
+    click.echo(f"normalize: {sum(counts.values())} values: " + _counts(counts) + f"; report: {report_path}")
+    return EXIT_ROW_PROBLEMS if counts["invalid"] else EXIT_OK
 
 
 @main.command()

@@ -64,3 +64,28 @@ class ProgressDisplay:
                 file=self.stream,
                 flush=True,
             )
+
+
+class RowProgress:
+    """Rows normalised so far, as a live counter on a terminal (nothing in a log)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr
+        self._bar = None
+        if stream.isatty():
+            self._bar = Progress(TextColumn("normalising"), BarColumn(), TextColumn("{task.completed:,} rows"),
+                                 console=Console(file=stream), transient=True)
+
+    def __enter__(self) -> RowProgress:
+        if self._bar is not None:
+            self._bar.__enter__()
+            self._task = self._bar.add_task("normalize", total=None)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc_info)
+
+    def update(self, rows_done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=rows_done)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
@@ -18,7 +19,7 @@ from .model import PhoneType
 from .normalize import normalize_region
 from .planner import user_key
 
-__all__ = ["TIDY_COLUMNS", "read_input", "read_users", "read_table"]
+__all__ = ["TIDY_COLUMNS", "iter_input", "read_input", "read_table", "read_users"]
 
 TIDY_COLUMNS = ["row", "user", "phoneType", "raw", "region", "error"]
 
@@ -46,27 +47,40 @@ _PHONE_TYPE_WORDS = {
 
 def read_input(path: str | Path) -> pd.DataFrame:
     """Read a wide or long input file into the tidy frame."""
+    return pd.concat(list(iter_input(path)), ignore_index=True)
+
+
+def iter_input(path: str | Path, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The tidy frame in pieces of `chunk_rows` input rows (CSV), so memory stays flat on big files."""
     path = Path(path)
-    table = read_table(path)
+    columns = None
+    first_row = 2  # line 1 is the header, so the first data row is row 2, as a spreadsheet shows it
+    for table in _tables(path, chunk_rows):
+        if columns is None:
+            columns = _shape(path, table)
+        rows = list(range(first_row, first_row + len(table)))
+        first_row += len(table)
+        if "phoneType" in columns and "phoneNumber" in columns:
+            tidy = _from_long(table, columns, rows)
+        else:
+            tidy = _from_wide(table, columns, rows, [t for t in PhoneType if t.value in columns])
+        yield tidy.sort_values(["row", "phoneType"], key=_type_order_key, kind="stable").reset_index(drop=True)
+
+
+def _shape(path: Path, table: pd.DataFrame) -> dict[str, str]:
     columns = _match_columns(path, table.columns)
     if "user" not in columns:
         raise InputError(
             f"{path}: no user column (found: {_list(table.columns)}). "
             "Fix: name the column holding UPNs or object ids 'user' (or userPrincipalName, upn, objectId)."
         )
-    rows = _row_numbers(table)
-    if "phoneType" in columns and "phoneNumber" in columns:
-        tidy = _from_long(table, columns, rows)
-    else:
-        phone_columns = [t for t in PhoneType if t.value in columns]
-        if not phone_columns:
-            raise InputError(
-                f"{path}: no phone columns (found: {_list(table.columns)}). "
-                "Fix: add columns mobile, alternateMobile and/or office (wide shape), "
-                "or phoneType and phoneNumber (long shape)."
-            )
-        tidy = _from_wide(table, columns, rows, phone_columns)
-    return tidy.sort_values(["row", "phoneType"], key=_type_order_key, kind="stable").reset_index(drop=True)
+    if not ("phoneType" in columns and "phoneNumber" in columns) and not any(t.value in columns for t in PhoneType):
+        raise InputError(
+            f"{path}: no phone columns (found: {_list(table.columns)}). "
+            "Fix: add columns mobile, alternateMobile and/or office (wide shape), "
+            "or phoneType and phoneNumber (long shape)."
+        )
+    return columns
 
 
 def read_users(path: str | Path) -> dict[str, str]:
@@ -93,19 +107,24 @@ def read_users(path: str | Path) -> dict[str, str]:
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read CSV (comma, semicolon or tab; UTF-8 with or without BOM, UTF-16) or .xlsx as text."""
+    return pd.concat(list(_tables(path, None)), ignore_index=True)
+
+
+def _tables(path: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     if not path.exists():
         raise InputError(f"{path}: file not found. Fix: check the path and the current folder.")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a file. Fix: give the CSV or .xlsx file inside it.")
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        table = _read_excel(path)
+        tables = iter([_read_excel(path)])
     elif suffix == ".xls":
         raise InputError(f"{path}: old .xls workbooks are not supported. Fix: save it as .xlsx or CSV UTF-8.")
     else:
-        table = _read_csv(path)
-    table.columns = [str(c).strip() for c in table.columns]
-    return table.fillna("").astype(str)
+        tables = _read_csv(path, chunk_rows)
+    for table in tables:
+        table.columns = [str(c).strip() for c in table.columns]
+        yield table.fillna("").astype(str)
 
 
 def _read_excel(path: Path) -> pd.DataFrame:
@@ -115,21 +134,26 @@ def _read_excel(path: Path) -> pd.DataFrame:
         raise InputError(f"{path}: can't read this workbook ({exc}). Fix: open it in Excel and save it again as .xlsx.") from exc
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     text = _decode(path)
     if not text.strip():
         raise InputError(f"{path}: the file is empty. Fix: export it again with a header row and data.")
-    header = text.splitlines()[0]
+    header = text[: text.find("\n") if "\n" in text else len(text)]
     separator = max([",", ";", "\t"], key=header.count)
     try:
-        return pd.read_csv(
+        reader = pd.read_csv(
             io.StringIO(text),
             sep=separator,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,
+            chunksize=chunk_rows,
         )
+        if chunk_rows is None:
+            yield reader
+        else:
+            yield from reader
     except pd.errors.ParserError as exc:
         raise InputError(f"{path}: not a well-formed CSV ({exc}). Fix: check quoting and the number of columns on that line.") from exc
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 import unicodedata
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
-__all__ = ["Normalized", "canonical", "is_masked", "normalize_number", "normalize_region"]
+__all__ = ["Normalized", "Normalizer", "canonical", "is_masked", "normalize_number", "normalize_region"]
 
 # Graph's own format: one space after the country code, digits, optional x + extension.
 GRAPH_FORMAT = re.compile(r"^\+(\d{1,3}) (\d+)(?:x(\d+))?$")
@@ -169,3 +172,41 @@ def _describe(lengths: list[int]) -> str:
     if len(lengths) > 1 and lengths == list(range(lengths[0], lengths[-1] + 1)):
         return f"{lengths[0]}–{lengths[-1]}"
     return " or ".join(str(n) for n in lengths)
+
+
+class Normalizer:
+    """Normalises many values: each distinct (value, region) once, spread over processes when
+    there are enough distinct values to pay for it."""
+
+    def __init__(self, processes: int | None = None, *, min_parallel: int = 20_000) -> None:
+        self.cache: dict[tuple[str, str], Normalized] = {}
+        self.processes = processes if processes is not None else (os.cpu_count() or 1)
+        self.min_parallel = min_parallel
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Normalizer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def many(self, pairs: list[tuple[str, str]]) -> list[Normalized]:
+        missing = list({pair for pair in pairs if pair not in self.cache})
+        if len(missing) >= self.min_parallel and self.processes > 1:
+            size = -(-len(missing) // (self.processes * 4))
+            pieces = [missing[i : i + size] for i in range(0, len(missing), size)]
+            for piece, results in zip(pieces, self._workers().map(_normalize_all, pieces)):
+                self.cache.update(zip(piece, results))
+        else:
+            self.cache.update(zip(missing, _normalize_all(missing)))
+        return [self.cache[pair] for pair in pairs]
+
+    def _workers(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("fork"))
+        return self._pool
+
+
+def _normalize_all(pairs: list[tuple[str, str]]) -> list[Normalized]:
+    return [normalize_number(raw, region) for raw, region in pairs]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,15 +18,16 @@ from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import httpx
 
+from . import report
 from .auth import BearerAuth, TokenProvider
 from .clock import Clock, SystemClock
 from .errors import ForbiddenError, GraphError, InputError, NotFoundError
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED, Progress, RunResult, execute
 from .graph import Counters, GraphClient
-from .ingest import read_input, read_users
+from .ingest import iter_input, read_users
 from .journal import Journal, run_key
 from .model import Mode, PhoneType
-from .normalize import normalize_number, normalize_region
+from .normalize import Normalizer, normalize_region
 from .planner import Cell, Plan, UserState, build_plan, user_key
 from .preflight import PreflightReport, preflight
 from .retry import RetryPolicy
@@ -40,6 +42,7 @@ __all__ = [
     "check_async",
     "connect",
     "load_cells",
+    "normalize_file",
     "plan",
     "plan_async",
     "read_current",
@@ -104,15 +107,40 @@ def connect(
 
 def load_cells(source: str | Path, *, users: Users = None, default_region: str | None = None) -> list[Cell]:
     """Read and normalise an input file: one Cell per (input row, phone type)."""
+    known_users, region_default = _defaults(users, default_region)
+    with Normalizer(processes=1) as normalizer:
+        return [cell for frame in iter_input(source) for cell in _cells(frame, known_users, region_default, normalizer)]
+
+
+def normalize_file(
+    source: str | Path,
+    report_path: str | Path,
+    *,
+    users: Users = None,
+    default_region: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk_rows: int = 100_000,
+) -> Counter:
+    """Normalise a file of any size into the normalize report, a chunk at a time, on every core.
+
+    Returns the count of values by status."""
+    known_users, region_default = _defaults(users, default_region)
+    statuses: Counter = Counter()
+    with Normalizer() as normalizer, report.csv_writer(report_path, report.NORMALIZE_COLUMNS) as writer:
+        for frame in iter_input(source, chunk_rows):
+            rows = report.normalize_rows(_cells(frame, known_users, region_default, normalizer))
+            writer.writerows(rows)
+            statuses.update(row["status"] for row in rows)
+            if progress is not None:
+                progress(int(frame["row"].iloc[-1]) - 1 if len(frame) else 0)
+    return statuses
+
+
+def _defaults(users: Users, default_region: str | None) -> tuple[dict[str, str] | None, str]:
     region_default, problem = normalize_region(default_region)
     if problem:
         raise InputError(f"--default-region: {problem}")
-    known_users = read_users(users) if isinstance(users, (str, Path)) else users
-    frame = read_input(source)
-    return [
-        _cell(row, user, phone_type, raw, row_region, error, known_users, region_default)
-        for row, user, phone_type, raw, row_region, error in frame.itertuples(index=False)
-    ]
+    return (read_users(users) if isinstance(users, (str, Path)) else users), region_default
 
 
 async def read_current(client: GraphClient, users: Iterable[str]) -> dict[str, UserState]:
@@ -300,18 +328,28 @@ def run_sync(awaitable: Awaitable[T]) -> T:
         return pool.submit(asyncio.run, awaitable).result()
 
 
-def _cell(row, user, phone_type, raw, row_region, error, known_users, region_default) -> Cell:
-    base = {"row": int(row), "user": user, "phone_type": phone_type, "raw": raw, "region": row_region}
-    if error:
-        return Cell(**base, error=error)
-    if known_users is not None and user_key(user) not in known_users:
-        return Cell(**base, excluded="not in the users file: left out of this run")
-    region, problem = normalize_region(row_region)
-    if problem:
-        return Cell(**base, error=problem)
-    region = region or (known_users or {}).get(user_key(user), "") or region_default
-    result = normalize_number(raw, region)
-    warning = ""
-    if result.number and phone_type != PhoneType.OFFICE.value and result.number_type in _CANT_SMS:
-        warning = f"{result.number_type.replace('_', ' ')} number in {phone_type}: it can't receive SMS codes"
-    return Cell(**{**base, "region": region}, number=result.number, error=result.error, warning=warning)
+def _cells(frame, known_users, region_default: str, normalizer: Normalizer) -> list[Cell]:
+    """Cells for one tidy frame; the numbers are normalised together, each distinct one once."""
+    cells: list[Cell | None] = []
+    pending: list[tuple[int, dict]] = []
+    pairs: list[tuple[str, str]] = []
+    for row, user, phone_type, raw, row_region, error in frame.itertuples(index=False):
+        base = {"row": int(row), "user": user, "phone_type": phone_type, "raw": raw, "region": row_region}
+        region, problem = normalize_region(row_region)
+        if error:
+            cells.append(Cell(**base, error=error))
+        elif known_users is not None and user_key(user) not in known_users:
+            cells.append(Cell(**base, excluded="not in the users file: left out of this run"))
+        elif problem:
+            cells.append(Cell(**base, error=problem))
+        else:
+            base["region"] = region or (known_users or {}).get(user_key(user), "") or region_default
+            pending.append((len(cells), base))
+            pairs.append((raw, base["region"]))
+            cells.append(None)
+    for (index, base), result in zip(pending, normalizer.many(pairs)):
+        warning = ""
+        if result.number and base["phone_type"] != PhoneType.OFFICE.value and result.number_type in _CANT_SMS:
+            warning = f"{result.number_type.replace('_', ' ')} number in {base['phone_type']}: it can't receive SMS codes"
+        cells[index] = Cell(**base, number=result.number, error=result.error, warning=warning)
+    return cells

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from .executor import RunResult
 from .model import Status
@@ -16,6 +17,7 @@ from .planner import Cell, Plan
 __all__ = [
     "NORMALIZE_COLUMNS",
     "REPORT_COLUMNS",
+    "csv_writer",
     "has_problems",
     "normalize_rows",
     "plan_rows",
@@ -114,13 +116,20 @@ def summarize(rows: Iterable[dict]) -> dict[str, Counter]:
 
 
 def write_csv(rows: Iterable[dict], path: str | Path, columns: list[str] = REPORT_COLUMNS) -> Path:
+    with csv_writer(path, columns) as writer:
+        writer.writerows(rows)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def csv_writer(path: str | Path, columns: list[str]) -> Iterator[csv.DictWriter]:
+    """A report CSV written as rows come, so a big report never sits in memory whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
-    return path
+        yield writer
 
 
 def _plan_row(item) -> dict:
