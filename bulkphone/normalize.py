@@ -178,8 +178,9 @@ class Normalizer:
     """Normalises many values: each distinct (value, region) once, spread over processes when
     there are enough distinct values to pay for it."""
 
-    def __init__(self, processes: int | None = None, *, min_parallel: int = 20_000) -> None:
+    def __init__(self, processes: int | None = None, *, min_parallel: int = 20_000, max_cache: int = 200_000) -> None:
         self.cache: dict[tuple[str, str], Normalized] = {}
+        self.max_cache = max_cache  # memory stays flat on a huge file; repeated values recur within a chunk
         self.processes = processes if processes is not None else (os.cpu_count() or 1)
         self.min_parallel = min_parallel
         self._pool: ProcessPoolExecutor | None = None
@@ -192,6 +193,8 @@ class Normalizer:
             self._pool.shutdown(cancel_futures=True)
 
     def many(self, pairs: list[tuple[str, str]]) -> list[Normalized]:
+        if len(self.cache) > self.max_cache:
+            self.cache.clear()
         missing = list({pair for pair in pairs if pair not in self.cache})
         if len(missing) >= self.min_parallel and self.processes > 1:
             size = -(-len(missing) // (self.processes * 4))

@@ -190,3 +190,16 @@ def test_json_logs_report_errors_as_events(tmp_path):
     assert result.exit_code == 2
     (line,) = result.stderr.splitlines()
     assert json.loads(line)["event"] == "run.error" and "file not found" in json.loads(line)["message"]
+
+
+def test_normalize_streams_big_files_in_chunks_with_row_numbers_intact(write_file, tmp_path):
+    from bulkphone.pipeline import normalize_file
+
+    lines = "".join(f"user{i}@contoso.com,425 555 {i:04d},\n" for i in range(25))
+    source = write_file("in.csv", "user,mobile,office\n" + lines)
+    seen = []
+    counts = normalize_file(source, tmp_path / "n.csv", default_region="US", progress=seen.append, chunk_rows=10)
+    rows = read_report(tmp_path / "n.csv")
+    assert [int(r["row"]) for r in rows if r["phoneType"] == "mobile"] == list(range(2, 27))
+    assert counts == {"ok": 25, "blank": 25}
+    assert seen == [10, 20, 25]
