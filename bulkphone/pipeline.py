@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import httpx
+import pandas as pd
+import phonenumbers
 
 from . import report
 from .auth import BearerAuth, TokenProvider
@@ -128,9 +130,9 @@ def normalize_file(
     statuses: Counter = Counter()
     with Normalizer() as normalizer, report.csv_writer(report_path, report.NORMALIZE_COLUMNS) as writer:
         for frame in iter_input(source, chunk_rows):
-            rows = report.normalize_rows(_cells(frame, known_users, region_default, normalizer))
-            writer.writerows(rows)
-            statuses.update(row["status"] for row in rows)
+            rows = report.normalize_frame(_normalized(frame, known_users, region_default, normalizer))
+            rows.to_csv(writer.handle, header=False, index=False, columns=report.NORMALIZE_COLUMNS)
+            statuses.update(rows["status"].value_counts().to_dict())
             if progress is not None:
                 progress(int(frame["row"].iloc[-1]) - 1 if len(frame) else 0)
     return statuses
@@ -328,28 +330,43 @@ def run_sync(awaitable: Awaitable[T]) -> T:
         return pool.submit(asyncio.run, awaitable).result()
 
 
+def _normalized(frame: pd.DataFrame, known_users, region_default: str, normalizer: Normalizer) -> pd.DataFrame:
+    """The tidy frame plus each cell's region, number, error, warning and exclusion, column-wise;
+    the numbers are normalised together, each distinct one once."""
+    out = frame.copy()
+    written = out["region"].str.strip()
+    regions = written.str.upper()
+    bad_region = (regions != "") & ~regions.isin(phonenumbers.SUPPORTED_REGIONS)
+    keys = out["user"].str.strip().str.lower()
+    excluded = ~keys.isin(known_users.keys()) if known_users is not None else pd.Series(False, index=out.index)
+    user_regions = keys.map(known_users).fillna("") if known_users else ""
+    effective = regions.mask(regions == "", user_regions).mask(lambda r: r == "", region_default)
+    out["excluded"] = ""
+    out.loc[excluded & (out["error"] == ""), "excluded"] = "not in the users file: left out of this run"
+    unknown = bad_region & (out["error"] == "") & ~excluded
+    out.loc[unknown, "error"] = [normalize_region(value)[1] for value in written[unknown]]
+    out["region"] = written.where(out["error"] != "", effective).where(out["excluded"] == "", written)
+    todo = (out["error"] == "") & (out["excluded"] == "")
+    results = normalizer.many(list(zip(out["raw"][todo], out["region"][todo])))
+    out["number"] = ""
+    out["number_type"] = ""
+    out.loc[todo, "number"] = [result.number for result in results]
+    out.loc[todo, "error"] = [result.error for result in results]
+    out.loc[todo, "number_type"] = [result.number_type for result in results]
+    cant_sms = (out["number"] != "") & (out["phoneType"] != PhoneType.OFFICE.value) & out["number_type"].isin(_CANT_SMS)
+    out["warning"] = ""
+    out.loc[cant_sms, "warning"] = [
+        f"{kind.replace('_', ' ')} number in {phone_type}: it can't receive SMS codes"
+        for kind, phone_type in zip(out["number_type"][cant_sms], out["phoneType"][cant_sms])
+    ]
+    return out
+
+
 def _cells(frame, known_users, region_default: str, normalizer: Normalizer) -> list[Cell]:
-    """Cells for one tidy frame; the numbers are normalised together, each distinct one once."""
-    cells: list[Cell | None] = []
-    pending: list[tuple[int, dict]] = []
-    pairs: list[tuple[str, str]] = []
-    for row, user, phone_type, raw, row_region, error in frame.itertuples(index=False):
-        base = {"row": int(row), "user": user, "phone_type": phone_type, "raw": raw, "region": row_region}
-        region, problem = normalize_region(row_region)
-        if error:
-            cells.append(Cell(**base, error=error))
-        elif known_users is not None and user_key(user) not in known_users:
-            cells.append(Cell(**base, excluded="not in the users file: left out of this run"))
-        elif problem:
-            cells.append(Cell(**base, error=problem))
-        else:
-            base["region"] = region or (known_users or {}).get(user_key(user), "") or region_default
-            pending.append((len(cells), base))
-            pairs.append((raw, base["region"]))
-            cells.append(None)
-    for (index, base), result in zip(pending, normalizer.many(pairs)):
-        warning = ""
-        if result.number and base["phone_type"] != PhoneType.OFFICE.value and result.number_type in _CANT_SMS:
-            warning = f"{result.number_type.replace('_', ' ')} number in {base['phone_type']}: it can't receive SMS codes"
-        cells[index] = Cell(**base, number=result.number, error=result.error, warning=warning)
-    return cells
+    out = _normalized(frame, known_users, region_default, normalizer)
+    columns = ["row", "user", "phoneType", "raw", "region", "number", "error", "warning", "excluded"]
+    return [
+        Cell(row=int(row), user=user, phone_type=phone_type, raw=raw, region=region, number=number, error=error,
+             warning=warning, excluded=excluded)
+        for row, user, phone_type, raw, region, number, error, warning, excluded in out[columns].itertuples(index=False)
+    ]

@@ -10,6 +10,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
+import pandas as pd
+
 from .executor import RunResult
 from .model import Status
 from .planner import Cell, Plan
@@ -19,6 +22,7 @@ __all__ = [
     "REPORT_COLUMNS",
     "csv_writer",
     "has_problems",
+    "normalize_frame",
     "normalize_rows",
     "plan_rows",
     "result_rows",
@@ -102,6 +106,20 @@ def normalize_rows(cells: Iterable[Cell]) -> list[dict]:
     return rows
 
 
+def normalize_frame(cells: pd.DataFrame) -> pd.DataFrame:
+    """The normalize report's columns for a frame of normalised cells (big files: no per-row objects)."""
+    status = np.select(
+        [cells["excluded"] != "", cells["error"] != "", cells["number"] != ""],
+        [Status.SKIPPED.value, "invalid", Status.OK.value],
+        default="blank",
+    )
+    return pd.DataFrame({
+        "row": cells["row"], "user": cells["user"], "phoneType": cells["phoneType"], "raw": cells["raw"],
+        "region": cells["region"], "phoneNumber": cells["number"], "status": status, "error": cells["error"],
+        "warning": cells["warning"], "note": cells["excluded"],
+    })
+
+
 def has_problems(rows: Iterable[dict]) -> bool:
     """A row failed, or was skipped for a reason someone must fix (exit code 1)."""
     return any(row["status"] in ("failed", "invalid") or (row["status"] == "skipped" and row["error"]) for row in rows)
@@ -129,6 +147,7 @@ def csv_writer(path: str | Path, columns: list[str]) -> Iterator[csv.DictWriter]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
+        writer.handle = handle  # for writers of whole frames (DataFrame.to_csv) into the same file
         yield writer
 
 
