@@ -17,6 +17,7 @@ __all__ = ["Normalized", "Normalizer", "canonical", "is_masked", "normalize_numb
 # Graph's own format: one space after the country code, digits, optional x + extension.
 GRAPH_FORMAT = re.compile(r"^\+(\d{1,3}) (\d+)(?:x(\d+))?$")
 MASKED = re.compile(r"[Xx*•]{2,}")
+INTERNATIONAL_PLAIN = re.compile(r"^\+\d[\d .\-]{3,}$")
 SCIENTIFIC = re.compile(r"^\+?\d(?:[.,]\d+)?[eE]\+?\d+$")
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 
@@ -83,6 +84,10 @@ def normalize_number(raw: str | None, region: str) -> Normalized:
         )
     if text.lower().startswith("tel:"):
         text = text[4:]
+    if text.startswith("+"):
+        fast = _international_fast(text)
+        if fast is not None:
+            return fast
     if not region and text.startswith("00"):
         text = "+" + text[2:]
     if not region and not text.startswith("+"):
@@ -126,18 +131,42 @@ def _for(region: str) -> str:
 def _validate(parsed: phonenumbers.PhoneNumber, given_region: str) -> Normalized:
     if parsed.country_code not in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
         return Normalized(error=f"country code {parsed.country_code} does not exist: check the digits after +")
+    valid = _if_valid(parsed)
+    if valid is not None:
+        return valid
     national = phonenumbers.national_significant_number(parsed)
+    region = phonenumbers.region_code_for_number(parsed) or _main_region(parsed.country_code) or given_region
+    return Normalized(error=_invalid_reason(parsed, national, region))
+
+
+def _if_valid(parsed: phonenumbers.PhoneNumber) -> Normalized | None:
     # number_type is UNKNOWN exactly when is_valid_number is False; asking once halves the cost.
     number_type = phonenumbers.number_type(parsed)
     if number_type == PhoneNumberType.UNKNOWN:
-        region = phonenumbers.region_code_for_number(parsed) or _main_region(parsed.country_code) or given_region
-        return Normalized(error=_invalid_reason(parsed, national, region))
-    number = f"+{parsed.country_code} {national}"
+        return None
+    number = f"+{parsed.country_code} {phonenumbers.national_significant_number(parsed)}"
     if parsed.extension:
         number += f"x{parsed.extension}"
     return Normalized(
         number=number, region=phonenumbers.region_code_for_number(parsed) or "", number_type=_TYPE_NAMES[number_type]
     )
+
+
+def _international_fast(text: str) -> Normalized | None:
+    """`+<cc> <digits>` with only spaces, dashes or dots between: skip phonenumbers.parse.
+
+    Only a valid result is taken; anything unusual (a leading 0 after the country code, an
+    extension, brackets, an invalid number) goes the full way, so messages stay the same."""
+    if not INTERNATIONAL_PLAIN.match(text):
+        return None
+    digits = re.sub(r"[ .\-]", "", text[1:])
+    for length in (1, 2, 3):
+        if int(digits[:length]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = digits[length:]
+            if len(national) < 4 or national[0] == "0":
+                return None
+            return _if_valid(phonenumbers.PhoneNumber(country_code=int(digits[:length]), national_number=int(national)))
+    return None
 
 
 def _main_region(country_code: int) -> str:
