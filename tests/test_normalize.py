@@ -138,3 +138,25 @@ def test_many_values_at_once_match_one_at_a_time_with_or_without_workers():
     with Normalizer(processes=1, max_cache=10) as bounded:
         bounded.many(pairs)
         assert bounded.many(pairs[:5]) == expected[:5] and len(bounded.cache) <= 10 + 5
+
+
+def corpus():
+    import csv
+    from pathlib import Path
+
+    path = Path(__file__).parent / "corpus" / "normalize.csv"
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [pytest.param(row, id=f"{row['case']}: {row['raw']!r}") for row in csv.DictReader(handle)]
+
+
+@pytest.mark.parametrize("case", corpus())
+def test_corpus(case):
+    from bulkphone.normalize import normalize_region
+
+    region, _ = normalize_region(case["region"])
+    result = normalize_number(case["raw"], region)
+    if case["expected"]:
+        assert (result.number, result.error) == (case["expected"], "")
+        assert GRAPH_FORMAT.match(result.number)
+    else:
+        assert result.number == "" and case["reason"] in result.error
