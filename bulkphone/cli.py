@@ -18,6 +18,7 @@ from .clouds import CLOUDS, cloud_named
 from .console import ProgressDisplay, RowProgress
 from .errors import BulkphoneError, UnsafePlanError
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
+from .ingest import iter_input
 from .jobs import load_job
 from .journal import Journal
 from .logs import event, logger, use_json_logs
@@ -345,8 +346,12 @@ def _write_summaries(rows: list[dict], report_path: Path, command: str, settings
 
 
 def _first_user(source: Path) -> str | None:
-    cells = pipeline.load_cells(source)  # `check` reads the input only to pick a user to probe
-    return next((cell.user for cell in cells if cell.user and not cell.error), None)
+    """The input's first usable user, to probe; reads the first rows only."""
+    for frame in iter_input(source, chunk_rows=1000):
+        users = frame.loc[(frame["error"] == "") & (frame["user"] != ""), "user"]
+        if len(users):
+            return users.iloc[0]
+    return None
 
 
 def _run_until_signalled(start):

@@ -203,3 +203,12 @@ def test_normalize_streams_big_files_in_chunks_with_row_numbers_intact(write_fil
     assert [int(r["row"]) for r in rows if r["phoneType"] == "mobile"] == list(range(2, 27))
     assert counts == {"ok": 25, "blank": 25}
     assert seen == [10, 20, 25]
+
+
+def test_check_probes_the_first_user_of_the_input(runner, server, write_file):
+    tenant, url = server
+    source = write_file("in.csv", f"user,mobile\n,+1 425 555 0100\n{ANN},+1 425 555 0101\n")
+    result = run(runner, "check", source, "--graph-url", url)
+    assert result.exit_code == 0, result.output
+    assert f"read {ANN}'s phone methods" in result.output and "opaque token" in result.output
+    assert tenant.writes == []
