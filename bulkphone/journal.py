@@ -152,9 +152,6 @@ class Journal:
         return {(user, phone_type): number for user, phone_type, number in self.db.execute(
             "SELECT user, phone_type, number FROM verified")}
 
-    def counts(self, run_id: int) -> dict[str, int]:
-        return dict(self.db.execute("SELECT state, COUNT(*) FROM items WHERE run_id = ? GROUP BY state", (run_id,)))
-
 
 class RunRecorder:
     """What the executor calls around each change; one small transaction a call."""

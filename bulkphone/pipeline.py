@@ -14,7 +14,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, TypeVar
 
 import httpx
 import pandas as pd
@@ -128,13 +128,17 @@ def normalize_file(
     Returns the count of values by status."""
     known_users, region_default = _defaults(users, default_region)
     statuses: Counter = Counter()
-    with Normalizer() as normalizer, report.csv_writer(report_path, report.NORMALIZE_COLUMNS) as writer:
+
+    def chunks(normalizer: Normalizer) -> Iterator[pd.DataFrame]:
         for frame in iter_input(source, chunk_rows):
             rows = report.normalize_frame(_normalized(frame, known_users, region_default, normalizer))
-            rows.to_csv(writer.handle, header=False, index=False, columns=report.NORMALIZE_COLUMNS)
             statuses.update(rows["status"].value_counts().to_dict())
             if progress is not None:
                 progress(int(frame["row"].iloc[-1]) - 1 if len(frame) else 0)
+            yield rows
+
+    with Normalizer() as normalizer:
+        report.write_frames(chunks(normalizer), report_path, report.NORMALIZE_COLUMNS)
     return statuses
 
 

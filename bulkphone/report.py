@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import html
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from .executor import RunResult
 from .model import Status
-from .planner import Cell, Plan
+from .planner import Plan
 
 __all__ = [
     "NORMALIZE_COLUMNS",
     "REPORT_COLUMNS",
-    "csv_writer",
     "has_problems",
     "normalize_frame",
-    "normalize_rows",
     "plan_rows",
     "result_rows",
     "summarize",
     "summary",
     "write_csv",
+    "write_frames",
     "write_html",
     "write_summary",
 ]
@@ -78,34 +76,6 @@ def result_rows(result: RunResult) -> list[dict]:
     return rows
 
 
-def normalize_rows(cells: Iterable[Cell]) -> list[dict]:
-    rows = []
-    for cell in cells:
-        if cell.excluded:
-            status = Status.SKIPPED.value
-        elif cell.error:
-            status = "invalid"
-        elif cell.number:
-            status = Status.OK.value
-        else:
-            status = "blank"
-        rows.append(
-            {
-                "row": cell.row,
-                "user": cell.user,
-                "phoneType": cell.phone_type,
-                "raw": cell.raw,
-                "region": cell.region,
-                "phoneNumber": cell.number,
-                "status": status,
-                "error": cell.error,
-                "warning": cell.warning,
-                "note": cell.excluded,
-            }
-        )
-    return rows
-
-
 def normalize_frame(cells: pd.DataFrame) -> pd.DataFrame:
     """The normalize report's columns for a frame of normalised cells (big files: no per-row objects)."""
     status = np.select(
@@ -134,21 +104,27 @@ def summarize(rows: Iterable[dict]) -> dict[str, Counter]:
 
 
 def write_csv(rows: Iterable[dict], path: str | Path, columns: list[str] = REPORT_COLUMNS) -> Path:
-    with csv_writer(path, columns) as writer:
-        writer.writerows(rows)
-    return Path(path)
+    path = _new_report(path, columns)
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore").writerows(rows)
+    return path
 
 
-@contextlib.contextmanager
-def csv_writer(path: str | Path, columns: list[str]) -> Iterator[csv.DictWriter]:
-    """A report CSV written as rows come, so a big report never sits in memory whole."""
+def write_frames(frames: Iterable[pd.DataFrame], path: str | Path, columns: list[str]) -> Path:
+    """A report written a frame at a time, so a big report never sits in memory whole."""
+    path = _new_report(path, columns)
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        for frame in frames:
+            frame.to_csv(handle, header=False, index=False, columns=columns)
+    return path
+
+
+def _new_report(path: str | Path, columns: list[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.handle = handle  # for writers of whole frames (DataFrame.to_csv) into the same file
-        yield writer
+        csv.writer(handle).writerow(columns)
+    return path
 
 
 def _plan_row(item) -> dict:
