@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import re
 import unicodedata
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
+
+from .numbering import classify, national_number
 
 __all__ = ["Normalized", "Normalizer", "canonical", "is_masked", "normalize_number", "normalize_region"]
 
 # Graph's own format: one space after the country code, digits, optional x + extension.
 GRAPH_FORMAT = re.compile(r"^\+(\d{1,3}) (\d+)(?:x(\d+))?$")
 MASKED = re.compile(r"[Xx*•]{2,}")
-INTERNATIONAL_PLAIN = re.compile(r"^\+\d[\d .\-]{3,}$")
+INTERNATIONAL_SIMPLE = re.compile(r"^\+\d[\d .\-]*$")
+NATIONAL_SIMPLE = re.compile(r"^\(?\d[\d ().\-/]*$")
+EXTENSION = re.compile(r"^(.*?\d) ?(?:ext\.?|extension|x) ?(\d{1,6})$", re.IGNORECASE)
+NON_DIGITS = re.compile(r"\D")
 SCIENTIFIC = re.compile(r"^\+?\d(?:[.,]\d+)?[eE]\+?\d+$")
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 
@@ -84,10 +86,11 @@ def normalize_number(raw: str | None, region: str) -> Normalized:
         )
     if text.lower().startswith("tel:"):
         text = text[4:]
-    if text.startswith("+"):
-        fast = _international_fast(text)
-        if fast is not None:
-            return fast
+    return (_fast(text, region) if len(text) <= 60 else None) or _full(text, region)
+
+
+def _full(text: str, region: str) -> Normalized:
+    """phonenumbers.parse and validation, with a reason for every failure."""
     if not region and text.startswith("00"):
         text = "+" + text[2:]
     if not region and not text.startswith("+"):
@@ -140,33 +143,46 @@ def _validate(parsed: phonenumbers.PhoneNumber, given_region: str) -> Normalized
 
 
 def _if_valid(parsed: phonenumbers.PhoneNumber) -> Normalized | None:
-    # number_type is UNKNOWN exactly when is_valid_number is False; asking once halves the cost.
-    number_type = phonenumbers.number_type(parsed)
+    national = phonenumbers.national_significant_number(parsed)
+    return _valid(parsed.country_code, national, parsed.extension or "")
+
+
+def _valid(country_code: int, national: str, extension: str) -> Normalized | None:
+    region, number_type = classify(country_code, national)
     if number_type == PhoneNumberType.UNKNOWN:
         return None
-    number = f"+{parsed.country_code} {phonenumbers.national_significant_number(parsed)}"
-    if parsed.extension:
-        number += f"x{parsed.extension}"
-    return Normalized(
-        number=number, region=phonenumbers.region_code_for_number(parsed) or "", number_type=_TYPE_NAMES[number_type]
-    )
+    number = f"+{country_code} {national}" + (f"x{extension}" if extension else "")
+    return Normalized(number=number, region=region, number_type=_TYPE_NAMES[number_type])
 
 
-def _international_fast(text: str) -> Normalized | None:
-    """`+<cc> <digits>` with only spaces, dashes or dots between: skip phonenumbers.parse.
+def _fast(text: str, region: str) -> Normalized | None:
+    """The common shapes - `+<cc>` or national digits with spaces, dashes, dots or brackets,
+    maybe `ext. 123` or `x123` - without phonenumbers.parse, which is most of the cost.
 
-    Only a valid result is taken; anything unusual (a leading 0 after the country code, an
-    extension, brackets, an invalid number) goes the full way, so messages stay the same."""
-    if not INTERNATIONAL_PLAIN.match(text):
+    Only a valid number is taken; anything else (an invalid number, an international prefix,
+    an unusual character) goes the full way, so results and messages stay exactly the same."""
+    extension = ""
+    found = EXTENSION.match(text)
+    if found:
+        text, extension = found.groups()
+    if text.startswith("+"):
+        if not INTERNATIONAL_SIMPLE.match(text):
+            return None
+        digits = NON_DIGITS.sub("", text)
+        # phonenumbers reads the country code as the shortest prefix that is one; none starts with 0.
+        if len(digits) <= 2 or digits[0] == "0":
+            return None
+        for length in (1, 2, 3):
+            if int(digits[:length]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+                parsed = national_number(digits[length:], country_code=int(digits[:length]))
+                break
+        else:
+            return None
+    elif region and NATIONAL_SIMPLE.match(text):
+        parsed = national_number(NON_DIGITS.sub("", text), written_in=region)
+    else:
         return None
-    digits = re.sub(r"[ .\-]", "", text[1:])
-    for length in (1, 2, 3):
-        if int(digits[:length]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            national = digits[length:]
-            if len(national) < 4 or national[0] == "0":
-                return None
-            return _if_valid(phonenumbers.PhoneNumber(country_code=int(digits[:length]), national_number=int(national)))
-    return None
+    return _valid(*parsed, extension) if parsed is not None else None
 
 
 def _main_region(country_code: int) -> str:
@@ -204,41 +220,19 @@ def _describe(lengths: list[int]) -> str:
 
 
 class Normalizer:
-    """Normalises many values: each distinct (value, region) once, spread over processes when
-    there are enough distinct values to pay for it."""
+    """normalize_number with a memory: big files repeat values (a site's switchboard, a
+    shared desk), so each distinct (value, region) is worked out once. The memory is bounded
+    so it stays flat on a huge file; repeats cluster within a chunk anyway."""
 
-    def __init__(self, processes: int | None = None, *, min_parallel: int = 20_000, max_cache: int = 200_000) -> None:
+    def __init__(self, max_cache: int = 200_000) -> None:
         self.cache: dict[tuple[str, str], Normalized] = {}
-        self.max_cache = max_cache  # memory stays flat on a huge file; repeated values recur within a chunk
-        self.processes = processes if processes is not None else (os.cpu_count() or 1)
-        self.min_parallel = min_parallel
-        self._pool: ProcessPoolExecutor | None = None
+        self.max_cache = max_cache
 
-    def __enter__(self) -> Normalizer:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-
-    def many(self, pairs: list[tuple[str, str]]) -> list[Normalized]:
-        if len(self.cache) > self.max_cache:
-            self.cache.clear()
-        missing = list({pair for pair in pairs if pair not in self.cache})
-        if len(missing) >= self.min_parallel and self.processes > 1:
-            size = -(-len(missing) // (self.processes * 4))
-            pieces = [missing[i : i + size] for i in range(0, len(missing), size)]
-            for piece, results in zip(pieces, self._workers().map(_normalize_all, pieces)):
-                self.cache.update(zip(piece, results))
-        else:
-            self.cache.update(zip(missing, _normalize_all(missing)))
-        return [self.cache[pair] for pair in pairs]
-
-    def _workers(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("fork"))
-        return self._pool
-
-
-def _normalize_all(pairs: list[tuple[str, str]]) -> list[Normalized]:
-    return [normalize_number(raw, region) for raw, region in pairs]
+    def __call__(self, raw: str, region: str) -> Normalized:
+        key = (raw, region)
+        known = self.cache.get(key)
+        if known is None:
+            if len(self.cache) >= self.max_cache:
+                self.cache.clear()
+            known = self.cache[key] = normalize_number(raw, region)
+        return known

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import httpx
 import pandas as pd
@@ -30,6 +31,7 @@ from .ingest import iter_input, read_users
 from .journal import Journal, run_key
 from .model import Mode, PhoneType
 from .normalize import Normalizer, normalize_region
+from .parallel import map_in_order
 from .planner import Cell, Plan, UserState, build_plan, user_key
 from .preflight import PreflightReport, preflight
 from .retry import RetryPolicy
@@ -110,8 +112,8 @@ def connect(
 def load_cells(source: str | Path, *, users: Users = None, default_region: str | None = None) -> list[Cell]:
     """Read and normalise an input file: one Cell per (input row, phone type)."""
     known_users, region_default = _defaults(users, default_region)
-    with Normalizer(processes=1) as normalizer:
-        return [cell for frame in iter_input(source) for cell in _cells(frame, known_users, region_default, normalizer)]
+    normalizer = Normalizer()
+    return [cell for frame in iter_input(source) for cell in _cells(frame, known_users, region_default, normalizer)]
 
 
 def normalize_file(
@@ -122,24 +124,28 @@ def normalize_file(
     default_region: str | None = None,
     progress: Callable[[int], None] | None = None,
     chunk_rows: int = 100_000,
+    processes: int | None = None,
 ) -> Counter:
     """Normalise a file of any size into the normalize report, a chunk at a time, on every core.
 
     Returns the count of values by status."""
     known_users, region_default = _defaults(users, default_region)
     statuses: Counter = Counter()
-
-    def chunks(normalizer: Normalizer) -> Iterator[pd.DataFrame]:
-        for frame in iter_input(source, chunk_rows):
-            rows = report.normalize_frame(_normalized(frame, known_users, region_default, normalizer))
-            statuses.update(rows["status"].value_counts().to_dict())
+    work = functools.partial(_normalize_chunk, known_users, region_default)
+    with report.new_report(report_path, report.NORMALIZE_COLUMNS) as handle:
+        for rows_done, text, counts in map_in_order(work, iter_input(source, chunk_rows), processes=processes):
+            handle.write(text)
+            statuses.update(counts)
             if progress is not None:
-                progress(int(frame["row"].iloc[-1]) - 1 if len(frame) else 0)
-            yield rows
-
-    with Normalizer() as normalizer:
-        report.write_frames(chunks(normalizer), report_path, report.NORMALIZE_COLUMNS)
+                progress(rows_done)
     return statuses
+
+
+def _normalize_chunk(known_users, region_default: str, frame: pd.DataFrame) -> tuple[int, str, Counter]:
+    """One chunk's report text and status counts (runs in a worker process)."""
+    rows = report.normalize_rows(_cells(frame, known_users, region_default, Normalizer()))
+    last_row = int(frame["row"].iloc[-1]) - 1 if len(frame) else 0
+    return last_row, report.csv_text(rows), Counter(row[report.NORMALIZE_COLUMNS.index("status")] for row in rows)
 
 
 def _defaults(users: Users, default_region: str | None) -> tuple[dict[str, str] | None, str]:
@@ -334,43 +340,32 @@ def run_sync(awaitable: Awaitable[T]) -> T:
         return pool.submit(asyncio.run, awaitable).result()
 
 
-def _normalized(frame: pd.DataFrame, known_users, region_default: str, normalizer: Normalizer) -> pd.DataFrame:
-    """The tidy frame plus each cell's region, number, error, warning and exclusion, column-wise;
-    the numbers are normalised together, each distinct one once."""
-    out = frame.copy()
-    written = out["region"].str.strip()
-    regions = written.str.upper()
-    bad_region = (regions != "") & ~regions.isin(phonenumbers.SUPPORTED_REGIONS)
-    keys = out["user"].str.strip().str.lower()
-    excluded = ~keys.isin(known_users.keys()) if known_users is not None else pd.Series(False, index=out.index)
-    user_regions = keys.map(known_users).fillna("") if known_users else ""
-    effective = regions.mask(regions == "", user_regions).mask(lambda r: r == "", region_default)
-    out["excluded"] = ""
-    out.loc[excluded & (out["error"] == ""), "excluded"] = "not in the users file: left out of this run"
-    unknown = bad_region & (out["error"] == "") & ~excluded
-    out.loc[unknown, "error"] = [normalize_region(value)[1] for value in written[unknown]]
-    out["region"] = written.where(out["error"] != "", effective).where(out["excluded"] == "", written)
-    todo = (out["error"] == "") & (out["excluded"] == "")
-    results = normalizer.many(list(zip(out["raw"][todo], out["region"][todo])))
-    out["number"] = ""
-    out["number_type"] = ""
-    out.loc[todo, "number"] = [result.number for result in results]
-    out.loc[todo, "error"] = [result.error for result in results]
-    out.loc[todo, "number_type"] = [result.number_type for result in results]
-    cant_sms = (out["number"] != "") & (out["phoneType"] != PhoneType.OFFICE.value) & out["number_type"].isin(_CANT_SMS)
-    out["warning"] = ""
-    out.loc[cant_sms, "warning"] = [
-        f"{kind.replace('_', ' ')} number in {phone_type}: it can't receive SMS codes"
-        for kind, phone_type in zip(out["number_type"][cant_sms], out["phoneType"][cant_sms])
-    ]
-    return out
+def _cells(frame: pd.DataFrame, known_users: dict[str, str] | None, region_default: str, normalizer: Normalizer) -> list[Cell]:
+    """The tidy frame's cells with region, number, error, warning and exclusion worked out.
 
-
-def _cells(frame, known_users, region_default: str, normalizer: Normalizer) -> list[Cell]:
-    out = _normalized(frame, known_users, region_default, normalizer)
-    columns = ["row", "user", "phoneType", "raw", "region", "number", "error", "warning", "excluded"]
-    return [
-        Cell(row=int(row), user=user, phone_type=phone_type, raw=raw, region=region, number=number, error=error,
-             warning=warning, excluded=excluded)
-        for row, user, phone_type, raw, region, number, error, warning, excluded in out[columns].itertuples(index=False)
-    ]
+    A plain loop over the columns: on a big file it is much cheaper than pandas string ops."""
+    columns = [frame[name].tolist() for name in ("row", "user", "phoneType", "raw", "region", "error")]
+    cells = []
+    for row, user, phone_type, raw, written, error in zip(*columns):
+        written = written.strip()
+        region = written.upper()
+        key = user.strip().lower()
+        excluded = ""
+        number = warning = ""
+        if known_users is not None and key not in known_users:
+            excluded = "" if error else "not in the users file: left out of this run"
+            region = written
+        elif error:
+            region = written
+        elif region and region not in phonenumbers.SUPPORTED_REGIONS:
+            error = normalize_region(written)[1]
+            region = written
+        else:
+            region = region or (known_users or {}).get(key, "") or region_default
+            result = normalizer(raw, region)
+            number, error = result.number, result.error
+            if number and phone_type != PhoneType.OFFICE.value and result.number_type in _CANT_SMS:
+                warning = f"{result.number_type.replace('_', ' ')} number in {phone_type}: it can't receive SMS codes"
+        cells.append(Cell(row=int(row), user=user, phone_type=phone_type, raw=raw, region=region, number=number,
+                          error=error, warning=warning, excluded=excluded))
+    return cells

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
+import io
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
-
-import numpy as np
-import pandas as pd
+from typing import Iterable, Iterator, TextIO
 
 from .executor import RunResult
 from .model import Status
-from .planner import Plan
+from .planner import Cell, Plan
 
 __all__ = [
     "NORMALIZE_COLUMNS",
     "REPORT_COLUMNS",
     "has_problems",
-    "normalize_frame",
+    "csv_text",
+    "new_report",
+    "normalize_rows",
     "plan_rows",
     "result_rows",
     "summarize",
     "summary",
     "write_csv",
-    "write_frames",
     "write_html",
     "write_summary",
 ]
@@ -76,18 +76,21 @@ def result_rows(result: RunResult) -> list[dict]:
     return rows
 
 
-def normalize_frame(cells: pd.DataFrame) -> pd.DataFrame:
-    """The normalize report's columns for a frame of normalised cells (big files: no per-row objects)."""
-    status = np.select(
-        [cells["excluded"] != "", cells["error"] != "", cells["number"] != ""],
-        [Status.SKIPPED.value, "invalid", Status.OK.value],
-        default="blank",
-    )
-    return pd.DataFrame({
-        "row": cells["row"], "user": cells["user"], "phoneType": cells["phoneType"], "raw": cells["raw"],
-        "region": cells["region"], "phoneNumber": cells["number"], "status": status, "error": cells["error"],
-        "warning": cells["warning"], "note": cells["excluded"],
-    })
+def normalize_rows(cells: Iterable[Cell]) -> list[tuple]:
+    """The normalize report's rows, as tuples in NORMALIZE_COLUMNS order (big files: no dicts)."""
+    return [
+        (cell.row, cell.user, cell.phone_type, cell.raw, cell.region, cell.number, _normalize_status(cell), cell.error,
+         cell.warning, cell.excluded)
+        for cell in cells
+    ]
+
+
+def _normalize_status(cell: Cell) -> str:
+    if cell.excluded:
+        return Status.SKIPPED.value
+    if cell.error:
+        return "invalid"
+    return Status.OK.value if cell.number else "blank"
 
 
 def has_problems(rows: Iterable[dict]) -> bool:
@@ -104,27 +107,26 @@ def summarize(rows: Iterable[dict]) -> dict[str, Counter]:
 
 
 def write_csv(rows: Iterable[dict], path: str | Path, columns: list[str] = REPORT_COLUMNS) -> Path:
-    path = _new_report(path, columns)
-    with path.open("a", newline="", encoding="utf-8") as handle:
+    with new_report(path, columns) as handle:
         csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore").writerows(rows)
-    return path
+    return Path(path)
 
 
-def write_frames(frames: Iterable[pd.DataFrame], path: str | Path, columns: list[str]) -> Path:
-    """A report written a frame at a time, so a big report never sits in memory whole."""
-    path = _new_report(path, columns)
-    with path.open("a", newline="", encoding="utf-8") as handle:
-        for frame in frames:
-            frame.to_csv(handle, header=False, index=False, columns=columns)
-    return path
-
-
-def _new_report(path: str | Path, columns: list[str]) -> Path:
+@contextlib.contextmanager
+def new_report(path: str | Path, columns: list[str]) -> Iterator[TextIO]:
+    """A report file with its header written, open for the rows (a big one: in pieces)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerow(columns)
-    return path
+        yield handle
+
+
+def csv_text(rows: Iterable[tuple]) -> str:
+    """Rows as CSV text, the same way write_csv writes them."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
 
 
 def _plan_row(item) -> dict:

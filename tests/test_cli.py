@@ -205,6 +205,23 @@ def test_normalize_streams_big_files_in_chunks_with_row_numbers_intact(write_fil
     assert seen == [10, 20, 25]
 
 
+def test_normalize_writes_the_same_report_on_one_core_or_several(write_file, tmp_path):
+    from bulkphone.pipeline import normalize_file
+
+    shapes = ["425 555 {i:04d}", "+44 7400 12{i:04d}", "020 7946 {i:04d}", "12", "+999 1", "(425) 555-{i:04d} ext. 7"]
+    lines = "".join(
+        f"user{i}@contoso.com,{shapes[i % 6].format(i=i)},{'GB' if i % 3 else ('Narnia' if i % 7 == 0 else '')}\n"
+        for i in range(60)
+    )
+    source = write_file("in.csv", "user,mobile,region\n" + lines)
+    users = {f"user{i}@contoso.com": "" for i in range(50)}
+    one = normalize_file(source, tmp_path / "one.csv", users=users, default_region="US", chunk_rows=7, processes=1)
+    two = normalize_file(source, tmp_path / "two.csv", users=users, default_region="US", chunk_rows=7, processes=2)
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    assert one == two and set(one) == {"ok", "invalid", "skipped"}
+    assert len(read_report(tmp_path / "two.csv")) == 60
+
+
 def test_check_probes_the_first_user_of_the_input(runner, server, write_file):
     tenant, url = server
     source = write_file("in.csv", f"user,mobile\n,+1 425 555 0100\n{ANN},+1 425 555 0101\n")

@@ -125,19 +125,17 @@ def test_any_valid_number_formatted_any_way_normalises_back(region, number_forma
     assert GRAPH_FORMAT.match(result.number)
 
 
-def test_many_values_at_once_match_one_at_a_time_with_or_without_workers():
+def test_the_normalizer_remembers_each_distinct_value_within_its_bound():
     from bulkphone.normalize import Normalizer
 
     pairs = [("(425) 555-01%02d" % (i % 37), "US") for i in range(300)] + [("06 1234 5678", "IT"), ("020 7946", "GB"), ("", "US")]
     expected = [normalize_number(raw, region) for raw, region in pairs]
-    with Normalizer(processes=1) as alone:
-        assert alone.many(pairs) == expected
-        assert len(alone.cache) == 37 + 3
-    with Normalizer(processes=2, min_parallel=1) as workers:
-        assert workers.many(pairs) == expected
-    with Normalizer(processes=1, max_cache=10) as bounded:
-        bounded.many(pairs)
-        assert bounded.many(pairs[:5]) == expected[:5] and len(bounded.cache) <= 10 + 5
+    remembering = Normalizer()
+    assert [remembering(raw, region) for raw, region in pairs] == expected
+    assert len(remembering.cache) == 37 + 3
+    bounded = Normalizer(max_cache=10)
+    assert [bounded(raw, region) for raw, region in pairs] == expected
+    assert len(bounded.cache) <= 10
 
 
 def corpus():
