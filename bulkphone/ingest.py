@@ -7,7 +7,7 @@ Columns of the frame: `row` (the line number a spreadsheet shows, header = 1), `
 
 from __future__ import annotations
 
-import io
+import codecs
 import re
 from pathlib import Path
 from typing import Iterator
@@ -135,15 +135,15 @@ def _read_excel(path: Path) -> pd.DataFrame:
 
 
 def _read_csv(path: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
-    text = _decode(path)
-    if not text.strip():
-        raise InputError(f"{path}: the file is empty. Fix: export it again with a header row and data.")
-    header = text[: text.find("\n") if "\n" in text else len(text)]
+    """The CSV through pandas' C parser straight from the file, so a big one is never in
+    memory whole; the encoding is checked first, so a bad byte stops before any work."""
+    encoding, header = _encoding_and_header(path)
     separator = max([",", ";", "\t"], key=header.count)
     try:
         reader = pd.read_csv(
-            io.StringIO(text),
+            path,
             sep=separator,
+            encoding=encoding,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
@@ -158,18 +158,35 @@ def _read_csv(path: Path, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
         raise InputError(f"{path}: not a well-formed CSV ({exc}). Fix: check quoting and the number of columns on that line.") from exc
 
 
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    if b"\x00" in data[:4096]:
-        raise InputError(f"{path}: this is a binary file, not CSV. Fix: give a CSV or .xlsx file.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: not UTF-8 text (byte {exc.start}). Fix: in Excel use Save As → 'CSV UTF-8 (Comma delimited)'."
-        ) from exc
+def _encoding_and_header(path: Path, block: int = 1 << 20) -> tuple[str, str]:
+    """The file's encoding (UTF-16 by its BOM, else UTF-8) and its first line; every byte is
+    decoded once on the way, a block at a time."""
+    with path.open("rb") as handle:
+        first = handle.read(block)
+        if first.startswith((b"\xff\xfe", b"\xfe\xff")):
+            encoding = "utf-16"
+        elif b"\x00" in first[:4096]:
+            raise InputError(f"{path}: this is a binary file, not CSV. Fix: give a CSV or .xlsx file.")
+        else:
+            encoding = "utf-8-sig"
+        decoder = codecs.getincrementaldecoder(encoding)()
+        data, offset, header, blank = first, 0, None, True
+        while data:
+            try:
+                text = decoder.decode(data)
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path}: not UTF-8 text (byte {offset + exc.start}). "
+                    "Fix: in Excel use Save As → 'CSV UTF-8 (Comma delimited)'."
+                ) from exc
+            blank = blank and not text.strip()
+            if header is None and "\n" in text:
+                header = text[: text.find("\n")]
+            offset += len(data)
+            data = handle.read(block)
+        if blank:
+            raise InputError(f"{path}: the file is empty. Fix: export it again with a header row and data.")
+    return encoding, header if header is not None else text
 
 
 def _key(name: str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from functools import cache
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
@@ -19,7 +20,7 @@ MASKED = re.compile(r"[Xx*•]{2,}")
 INTERNATIONAL_SIMPLE = re.compile(r"^\+\d[\d .\-]*$")
 NATIONAL_SIMPLE = re.compile(r"^\(?\d[\d ().\-/]*$")
 EXTENSION = re.compile(r"^(.*?\d) ?(?:ext\.?|extension|x) ?(\d{1,6})$", re.IGNORECASE)
-NON_DIGITS = re.compile(r"\D")
+SEPARATORS = dict.fromkeys(map(ord, "+ ().-/"), None)  # all the simple shapes above allow
 SCIENTIFIC = re.compile(r"^\+?\d(?:[.,]\d+)?[eE]\+?\d+$")
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 
@@ -34,9 +35,9 @@ _MOBILE_CAPABLE = {
 }
 
 
-@dataclass(frozen=True)
-class Normalized:
-    """The outcome for one raw value: a number, a reason it has none, or blank."""
+class Normalized(NamedTuple):
+    """The outcome for one raw value: a number, a reason it has none, or blank. (A tuple: a
+    big file makes millions of them.)"""
 
     number: str = ""
     region: str = ""
@@ -84,7 +85,7 @@ def normalize_number(raw: str | None, region: str) -> Normalized:
         return Normalized(
             error=f"Excel scientific notation lost digits ({text}): format the column as text and export again"
         )
-    if text.lower().startswith("tel:"):
+    if text[:4].lower() == "tel:":
         text = text[4:]
     return (_fast(text, region) if len(text) <= 60 else None) or _full(text, region)
 
@@ -105,8 +106,10 @@ def _full(text: str, region: str) -> Normalized:
 def _clean(raw: str | None) -> str:
     if raw is None:
         return ""
-    # NFKC folds full-width digits and the many non-breaking spaces into ASCII.
-    text = unicodedata.normalize("NFKC", str(raw)).translate(INVISIBLE)
+    text = str(raw)
+    if not text.isascii():
+        # NFKC folds full-width digits and the many non-breaking spaces into ASCII.
+        text = unicodedata.normalize("NFKC", text).translate(INVISIBLE)
     text = " ".join(text.split())
     if text.lower() in {"nan", "none", "null", "n/a", "-"}:
         return ""
@@ -134,23 +137,22 @@ def _for(region: str) -> str:
 def _validate(parsed: phonenumbers.PhoneNumber, given_region: str) -> Normalized:
     if parsed.country_code not in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
         return Normalized(error=f"country code {parsed.country_code} does not exist: check the digits after +")
-    valid = _if_valid(parsed)
-    if valid is not None:
-        return valid
     national = phonenumbers.national_significant_number(parsed)
-    region = phonenumbers.region_code_for_number(parsed) or _main_region(parsed.country_code) or given_region
+    region, number_type = classify(parsed.country_code, national)
+    if number_type != PhoneNumberType.UNKNOWN:
+        return _number(parsed.country_code, national, parsed.extension or "", region, number_type)
+    region = region or _main_region(parsed.country_code) or given_region
     return Normalized(error=_invalid_reason(parsed, national, region))
-
-
-def _if_valid(parsed: phonenumbers.PhoneNumber) -> Normalized | None:
-    national = phonenumbers.national_significant_number(parsed)
-    return _valid(parsed.country_code, national, parsed.extension or "")
 
 
 def _valid(country_code: int, national: str, extension: str) -> Normalized | None:
     region, number_type = classify(country_code, national)
     if number_type == PhoneNumberType.UNKNOWN:
         return None
+    return _number(country_code, national, extension, region, number_type)
+
+
+def _number(country_code: int, national: str, extension: str, region: str, number_type: int) -> Normalized:
     number = f"+{country_code} {national}" + (f"x{extension}" if extension else "")
     return Normalized(number=number, region=region, number_type=_TYPE_NAMES[number_type])
 
@@ -162,13 +164,13 @@ def _fast(text: str, region: str) -> Normalized | None:
     Only a valid number is taken; anything else (an invalid number, an international prefix,
     an unusual character) goes the full way, so results and messages stay exactly the same."""
     extension = ""
-    found = EXTENSION.match(text)
+    found = EXTENSION.match(text) if "x" in text or "X" in text else None
     if found:
         text, extension = found.groups()
     if text.startswith("+"):
         if not INTERNATIONAL_SIMPLE.match(text):
             return None
-        digits = NON_DIGITS.sub("", text)
+        digits = text.translate(SEPARATORS)
         # phonenumbers reads the country code as the shortest prefix that is one; none starts with 0.
         if len(digits) <= 2 or digits[0] == "0":
             return None
@@ -179,7 +181,7 @@ def _fast(text: str, region: str) -> Normalized | None:
         else:
             return None
     elif region and NATIONAL_SIMPLE.match(text):
-        parsed = national_number(NON_DIGITS.sub("", text), written_in=region)
+        parsed = national_number(text.translate(SEPARATORS), written_in=region)
     else:
         return None
     return _valid(*parsed, extension) if parsed is not None else None
@@ -201,6 +203,7 @@ def _invalid_reason(parsed: phonenumbers.PhoneNumber, national: str, region: str
     return f"{word} for {region} ({digits} digits, needs {_describe(lengths)})"
 
 
+@cache
 def _subscriber_lengths(region: str) -> list[int]:
     """Lengths of real subscriber numbers (fixed line and mobile), not short codes."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region) if region else None

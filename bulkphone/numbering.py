@@ -14,13 +14,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from typing import Callable
 
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberType
 
 __all__ = ["classify", "national_number"]
 
-_Matcher = tuple[frozenset[int], "re.Pattern[str]"]
+# (possible lengths, empty when any length of the general description will do; fullmatch)
+_Matcher = tuple[frozenset[int], Callable[[str], "re.Match[str] | None"]]
 
 # The order phonenumbers' _number_type_helper tries the special types in: the first match wins.
 _SPECIAL_TYPES = (
@@ -41,7 +43,7 @@ class _Region:
     country_code: int
     leading_digits: re.Pattern[str] | None
     general: _Matcher | None
-    special: tuple[tuple[_Matcher, int], ...]
+    special: tuple[tuple[frozenset[int], Callable[[str], "re.Match[str] | None"], int], ...]
     fixed_line: _Matcher | None
     mobile: _Matcher | None
     same_mobile_and_fixed_line: bool
@@ -55,8 +57,9 @@ class _Region:
         """phonenumbers' _number_type_helper."""
         if not _matches(self.general, national):
             return PhoneNumberType.UNKNOWN
-        for matcher, number_type in self.special:
-            if _matches(matcher, national):
+        length = len(national)
+        for lengths, fullmatch, number_type in self.special:
+            if (not lengths or length in lengths) and fullmatch(national):
                 return number_type
         if _matches(self.fixed_line, national):
             if self.same_mobile_and_fixed_line or _matches(self.mobile, national):
@@ -78,7 +81,7 @@ class _Region:
             return None
         stripped = digits[found.end() :]
         general = self.general[1] if self.general is not None else None
-        if general is not None and general.fullmatch(digits) and not general.fullmatch(stripped):
+        if general is not None and general(digits) and not general(stripped):
             return digits
         if self.length_verdict(stripped) in ("too short", "local only", "invalid"):
             return digits
@@ -103,20 +106,20 @@ class _Region:
 def _matches(matcher: _Matcher | None, national: str) -> bool:
     if matcher is None:
         return False
-    lengths, pattern = matcher
-    # No lengths listed means "as the general description", which has already matched.
-    return (not lengths or len(national) in lengths) and pattern.fullmatch(national) is not None
+    lengths, fullmatch = matcher
+    return (not lengths or len(national) in lengths) and fullmatch(national) is not None
 
 
 def _matcher(desc) -> _Matcher | None:
-    if desc is None or not desc.national_number_pattern:
+    # A type with no numbers at all has the one possible length -1: it can never match.
+    if desc is None or not desc.national_number_pattern or tuple(desc.possible_length or ()) == (-1,):
         return None
-    return frozenset(desc.possible_length or ()), re.compile(desc.national_number_pattern)
+    return frozenset(desc.possible_length or ()), re.compile(desc.national_number_pattern).fullmatch
 
 
 def _compile(code: str, metadata: PhoneMetadata) -> _Region:
     special = tuple(
-        (matcher, number_type)
+        (*matcher, number_type)
         for name, number_type in _SPECIAL_TYPES
         if (matcher := _matcher(getattr(metadata, name))) is not None
     )
@@ -164,8 +167,8 @@ def _regions(country_code: int) -> tuple[_Region, ...]:
 
 def classify(country_code: int, national: str) -> tuple[str, int]:
     """(region, PhoneNumberType) of `+country_code national`, `national` being the national
-    significant number: what phonenumbers' region_code_for_number and number_type say for a
-    valid number. The type is UNKNOWN exactly when phonenumbers calls the number invalid."""
+    significant number: what phonenumbers' region_code_for_number ("" for its None) and
+    number_type say. The type is UNKNOWN exactly when phonenumbers calls the number invalid."""
     regions = _regions(country_code)
     if not regions:
         return "", PhoneNumberType.UNKNOWN

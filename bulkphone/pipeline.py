@@ -15,7 +15,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Iterable, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, TypeVar
 
 import httpx
 import pandas as pd
@@ -143,7 +143,7 @@ def normalize_file(
 
 def _normalize_chunk(known_users, region_default: str, frame: pd.DataFrame) -> tuple[int, str, Counter]:
     """One chunk's report text and status counts (runs in a worker process)."""
-    rows = report.normalize_rows(_cells(frame, known_users, region_default, Normalizer()))
+    rows = [report.normalize_row(*fields) for fields in _cell_fields(frame, known_users, region_default, Normalizer())]
     last_row = int(frame["row"].iloc[-1]) - 1 if len(frame) else 0
     return last_row, report.csv_text(rows), Counter(row[report.NORMALIZE_COLUMNS.index("status")] for row in rows)
 
@@ -341,17 +341,24 @@ def run_sync(awaitable: Awaitable[T]) -> T:
 
 
 def _cells(frame: pd.DataFrame, known_users: dict[str, str] | None, region_default: str, normalizer: Normalizer) -> list[Cell]:
-    """The tidy frame's cells with region, number, error, warning and exclusion worked out.
+    return [Cell(*fields) for fields in _cell_fields(frame, known_users, region_default, normalizer)]
 
-    A plain loop over the columns: on a big file it is much cheaper than pandas string ops."""
+
+def _cell_fields(
+    frame: pd.DataFrame, known_users: dict[str, str] | None, region_default: str, normalizer: Normalizer
+) -> Iterator[tuple[int, str, str, str, str, str, str, str, str]]:
+    """Each cell of the tidy frame as Cell's fields (row, user, phone_type, raw, region, number,
+    error, warning, excluded): region, number, error, warning and exclusion worked out.
+
+    Plain tuples from a plain loop: on a million rows, pandas string ops and a dataclass per
+    cell cost more than the normalisation itself."""
     columns = [frame[name].tolist() for name in ("row", "user", "phoneType", "raw", "region", "error")]
-    cells = []
+    user_regions = known_users or {}
     for row, user, phone_type, raw, written, error in zip(*columns):
         written = written.strip()
         region = written.upper()
         key = user.strip().lower()
-        excluded = ""
-        number = warning = ""
+        excluded = number = warning = ""
         if known_users is not None and key not in known_users:
             excluded = "" if error else "not in the users file: left out of this run"
             region = written
@@ -361,11 +368,9 @@ def _cells(frame: pd.DataFrame, known_users: dict[str, str] | None, region_defau
             error = normalize_region(written)[1]
             region = written
         else:
-            region = region or (known_users or {}).get(key, "") or region_default
+            region = region or user_regions.get(key, "") or region_default
             result = normalizer(raw, region)
             number, error = result.number, result.error
-            if number and phone_type != PhoneType.OFFICE.value and result.number_type in _CANT_SMS:
+            if number and result.number_type in _CANT_SMS and phone_type != PhoneType.OFFICE.value:
                 warning = f"{result.number_type.replace('_', ' ')} number in {phone_type}: it can't receive SMS codes"
-        cells.append(Cell(row=int(row), user=user, phone_type=phone_type, raw=raw, region=region, number=number,
-                          error=error, warning=warning, excluded=excluded))
-    return cells
+        yield row, user, phone_type, raw, region, number, error, warning, excluded

@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, TextIO
 
 from .executor import RunResult
 from .model import Status
-from .planner import Cell, Plan
+from .planner import Plan
 
 __all__ = [
     "NORMALIZE_COLUMNS",
@@ -21,7 +21,7 @@ __all__ = [
     "has_problems",
     "csv_text",
     "new_report",
-    "normalize_rows",
+    "normalize_row",
     "plan_rows",
     "result_rows",
     "summarize",
@@ -76,21 +76,16 @@ def result_rows(result: RunResult) -> list[dict]:
     return rows
 
 
-def normalize_rows(cells: Iterable[Cell]) -> list[tuple]:
-    """The normalize report's rows, as tuples in NORMALIZE_COLUMNS order (big files: no dicts)."""
-    return [
-        (cell.row, cell.user, cell.phone_type, cell.raw, cell.region, cell.number, _normalize_status(cell), cell.error,
-         cell.warning, cell.excluded)
-        for cell in cells
-    ]
-
-
-def _normalize_status(cell: Cell) -> str:
-    if cell.excluded:
-        return Status.SKIPPED.value
-    if cell.error:
-        return "invalid"
-    return Status.OK.value if cell.number else "blank"
+def normalize_row(row, user, phone_type, raw, region, number, error, warning, excluded) -> tuple:
+    """One normalize report row, in NORMALIZE_COLUMNS order, from a cell's fields (a tuple:
+    a big file has millions of them)."""
+    if excluded:
+        status = Status.SKIPPED.value
+    elif error:
+        status = "invalid"
+    else:
+        status = Status.OK.value if number else "blank"
+    return row, user, phone_type, raw, region, number, status, error, warning, excluded
 
 
 def has_problems(rows: Iterable[dict]) -> bool:
