@@ -1,6 +1,9 @@
 """Normalising a million messy rows: bulkphone vs the obvious pandas + phonenumbers script.
 
-Generates N realistic messy rows across 16 regions (deterministic seed), then measures in the
+Generates N realistic messy rows across 16 regions (deterministic seed): every phonenumbers
+format, non-breaking spaces, 00 and 011 prefixes, full-width digits, Excel's scientific notation
+and eaten +, numbers cut short, (0) trunk prefixes after the country code, extensions in eight
+spellings, landlines in the mobile column, rows without a region. Then measures in the
 same run, each in its own process: rows/s and peak memory of `bulkphone normalize`, and of the
 approach a user writes first (pandas read_csv, then df.apply calling phonenumbers.parse /
 is_valid_number / format_number per row and column). Finally compares every value with
@@ -29,6 +32,9 @@ FORMATS = [phonenumbers.PhoneNumberFormat.E164, phonenumbers.PhoneNumberFormat.I
 PHONE_COLUMNS = ["mobile", "alternateMobile", "office"]
 
 
+EXTENSIONS = [" ext. {n}", " x{n}", " ext {n}", " extension {n}", " #{n}", ";ext={n}", " Ext.{n}", " X {n}"]
+
+
 def messy(rng: random.Random, region: str, kind: int) -> str:
     example = phonenumbers.example_number_for_type(region, kind)
     digits = str(example.national_number)
@@ -49,6 +55,12 @@ def messy(rng: random.Random, region: str, kind: int) -> str:
         text = f"{int(national):.7E}".replace("E+0", "E+")  # what Excel does to a long number
     elif roll < 0.065:
         text = text[: len(text) // 2]  # cut short
+    elif roll < 0.08 and phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix == "0":
+        text = f"+{example.country_code} (0){national}"  # the trunk prefix kept after the country code
+    elif roll < 0.09:
+        text = f"{example.country_code}{national}"  # Excel ate the +
+    elif roll < 0.095 and region in ("US", "CA"):
+        text = f"011 {example.country_code} {national}"  # dialled from the US
     return text
 
 
@@ -60,11 +72,15 @@ def generate(path: Path, rows: int, seed: int = 1) -> None:
         writer.writerow(["user", "mobile", "alternateMobile", "office", "region"])
         for i in range(rows):
             region = rng.choice(REGIONS)
-            mobile = messy(rng, region, phonenumbers.PhoneNumberType.MOBILE) if rng.random() < 0.95 else ""
+            # now and then a landline in the mobile column: a warning, not a rejection
+            mobile_kind = phonenumbers.PhoneNumberType.FIXED_LINE if rng.random() < 0.03 else phonenumbers.PhoneNumberType.MOBILE
+            mobile = messy(rng, region, mobile_kind) if rng.random() < 0.95 else ""
             alternate = messy(rng, region, phonenumbers.PhoneNumberType.MOBILE) if rng.random() < 0.1 else ""
             office = ""
             if rng.random() < 0.7:  # most office numbers are a site's switchboard, some with an extension
-                office = rng.choice(switchboards[region]) + (f" ext. {rng.randint(100, 9999)}" if rng.random() < 0.5 else "")
+                office = rng.choice(switchboards[region])
+                if rng.random() < 0.5:
+                    office += rng.choice(EXTENSIONS).format(n=rng.randint(100, 9999))
             writer.writerow([f"user{i}@contoso.com", mobile, alternate, office, region if rng.random() < 0.9 else ""])
 
 

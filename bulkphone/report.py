@@ -50,7 +50,20 @@ REPORT_COLUMNS = [
     "smsSignInState",
     "reconciled",
 ]
-NORMALIZE_COLUMNS = ["row", "user", "phoneType", "raw", "region", "phoneNumber", "status", "error", "warning", "note"]
+NORMALIZE_COLUMNS = [
+    "row",
+    "user",
+    "phoneType",
+    "raw",
+    "region",
+    "phoneNumber",
+    "status",
+    "error",
+    "warning",
+    "note",
+    "numberRegion",
+    "numberType",
+]
 
 
 def plan_rows(plan: Plan) -> list[dict]:
@@ -76,7 +89,7 @@ def result_rows(result: RunResult) -> list[dict]:
     return rows
 
 
-def normalize_row(row, user, phone_type, raw, region, number, error, warning, excluded) -> tuple:
+def normalize_row(row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded) -> tuple:
     """One normalize report row, in NORMALIZE_COLUMNS order, from a cell's fields (a tuple:
     a big file has millions of them)."""
     if excluded:
@@ -85,7 +98,7 @@ def normalize_row(row, user, phone_type, raw, region, number, error, warning, ex
         status = "invalid"
     else:
         status = Status.OK.value if number else "blank"
-    return row, user, phone_type, raw, region, number, status, error, warning, excluded
+    return row, user, phone_type, raw, region, number, status, error, warning, excluded, number_region, number_type
 
 
 def has_problems(rows: Iterable[dict]) -> bool:

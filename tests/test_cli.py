@@ -90,6 +90,24 @@ def test_normalize_is_offline_and_reports_each_value(runner, write_file, tmp_pat
     ]
 
 
+def test_normalize_reports_where_each_number_belongs_and_its_type(runner, write_file, tmp_path):
+    source = write_file(
+        "in.csv",
+        "user,mobile,office,region\n"
+        f"{ANN},(506) 234-5678,+44 1481 256789,US\n"  # a Canadian mobile read as US; a Guernsey landline
+        "bob@contoso.com,020 7946 0123,+44 7400 123456,GB\n",  # a London landline in the mobile column
+    )
+    result = run(runner, "normalize", source, "--report", tmp_path / "n.csv", token=None)
+    assert result.exit_code == 0, result.output
+    rows = {(r["user"], r["phoneType"]): r for r in read_report(tmp_path / "n.csv")}
+    canadian, guernsey = rows[(ANN, "mobile")], rows[(ANN, "office")]
+    assert (canadian["region"], canadian["numberRegion"], canadian["numberType"]) == ("US", "CA", "fixed_line_or_mobile")
+    assert (guernsey["phoneNumber"], guernsey["numberRegion"], guernsey["numberType"]) == ("+44 1481256789", "GG", "fixed_line")
+    landline = rows[("bob@contoso.com", "mobile")]
+    assert (landline["status"], landline["numberType"]) == ("ok", "fixed_line")
+    assert landline["warning"] == "fixed line number in mobile: it can't receive SMS codes"
+
+
 def test_bad_file_is_one_clear_line_and_exit_2(runner, tmp_path, write_file):
     missing = run(runner, "plan", tmp_path / "nope.csv", "--report", tmp_path / "r.csv")
     assert missing.exit_code == 2
