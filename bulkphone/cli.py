@@ -18,7 +18,7 @@ from .clouds import CLOUDS, cloud_named
 from .console import ProgressDisplay, RowProgress
 from .errors import BulkphoneError, UnsafePlanError
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
-from .ingest import iter_input
+from .ingest import count_rows, iter_input
 from .jobs import load_job
 from .journal import Journal
 from .logs import event, logger, use_json_logs
@@ -143,7 +143,7 @@ def main(ctx: click.Context, log_format: str) -> None:
 @_handled
 def normalize(source, report_path, default_region, users) -> int:
     """Check and normalise the numbers in INPUT offline (no network, no credentials)."""
-    with RowProgress() as progress:
+    with RowProgress(total=count_rows(source)) as progress:
         counts = pipeline.normalize_file(source, report_path, users=users, default_region=default_region,
                                          progress=progress.update)
     click.echo(f"normalize: {sum(counts.values())} values: " + _counts(counts) + f"; report: {report_path}")

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .executor import Progress as RunProgress
 from .logs import event
 
-__all__ = ["ProgressDisplay"]
+__all__ = ["ProgressDisplay", "RowProgress"]
 
 
 class ProgressDisplay:
@@ -67,19 +67,27 @@ class ProgressDisplay:
 
 
 class RowProgress:
-    """Rows normalised so far, as a live counter on a terminal (nothing in a log)."""
+    """Rows normalised so far, as a live bar on a terminal (nothing in a log)."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, total: int | None = None, stream: TextIO | None = None) -> None:
         stream = stream or sys.stderr
         self._bar = None
+        self._total = total
         if stream.isatty():
-            self._bar = Progress(TextColumn("normalising"), BarColumn(), TextColumn("{task.completed:,} rows"),
-                                 console=Console(file=stream), transient=True)
+            self._bar = Progress(
+                TextColumn("normalising"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("rows"),
+                TimeRemainingColumn(),
+                console=Console(file=stream),
+                transient=True,
+            )
 
     def __enter__(self) -> RowProgress:
         if self._bar is not None:
             self._bar.__enter__()
-            self._task = self._bar.add_task("normalize", total=None)
+            self._task = self._bar.add_task("normalize", total=self._total)
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -19,7 +19,7 @@ from .model import PhoneType
 from .normalize import normalize_region
 from .planner import user_key
 
-__all__ = ["TIDY_COLUMNS", "iter_input", "read_input", "read_table", "read_users"]
+__all__ = ["TIDY_COLUMNS", "count_rows", "iter_input", "read_input", "read_table", "read_users"]
 
 TIDY_COLUMNS = ["row", "user", "phoneType", "raw", "region", "error"]
 
@@ -65,6 +65,20 @@ def iter_input(path: str | Path, chunk_rows: int | None = None) -> Iterator[pd.D
         else:
             tidy = _from_wide(table, columns, rows, [t for t in PhoneType if t.value in columns])
         yield tidy.sort_values(["row", "phoneType"], key=_type_order_key, kind="stable").reset_index(drop=True)
+
+
+def count_rows(path: str | Path, block: int = 1 << 20) -> int | None:
+    """About how many data rows a CSV has (its lines less the header), for a progress bar's
+    total; None for a workbook or a file that can't be read."""
+    path = Path(path)
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return None
+    try:
+        with path.open("rb") as handle:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(block), b""))
+    except OSError:
+        return None
+    return max(lines - 1, 0)
 
 
 def _shape(path: Path, table: pd.DataFrame) -> dict[str, str]:
