@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Mapping
-from urllib.parse import quote
+from typing import Callable, Mapping, TypeVar
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -24,12 +24,19 @@ from .model import PhoneMethod, PhoneType
 from .retry import RetryPolicy
 from .throttle import RateLimiter
 
-__all__ = ["BATCH_SIZE", "Counters", "GraphClient", "Methods"]
+__all__ = ["BATCH_SIZE", "Counters", "DirectoryUser", "GraphClient", "Methods"]
 
 BATCH_SIZE = 20  # Graph's limit on requests in one $batch
 _TRANSIENT_STATUS = {500, 502, 503, 504}
 
 Methods = dict[PhoneType, PhoneMethod]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    id: str
+    upn: str
 
 
 @dataclass
@@ -84,20 +91,34 @@ class GraphClient:
     async def get_phone_method(self, user: str, phone_type: PhoneType) -> PhoneMethod | None:
         return _method(await self._read(f"{_user(user)}/authentication/phoneMethods/{phone_type.method_id}"))
 
+    async def list_users_page(self, link: str | None = None, page_size: int = 999) -> tuple[list[DirectoryUser], str | None]:
+        """One page of the tenant's users (id and UPN) and the link to the next page, if any."""
+        body = await self._read(link or f"/users?$select=id,userPrincipalName&$top={page_size}")
+        users = [DirectoryUser(str(entry.get("id", "")), str(entry.get("userPrincipalName") or "")) for entry in body.get("value", [])]
+        return users, body.get("@odata.nextLink") or None
+
     async def read_phone_methods(self, users: list[str]) -> dict[str, Methods | GraphError]:
-        """Many users' methods through $batch, 20 a request, retrying each sub-request on its own.
+        """Many users' methods through $batch (see _read_many)."""
+        return await self._read_many(users, lambda user: f"{_user(user)}/authentication/phoneMethods", _methods)
+
+    async def read_directory_users(self, users: list[str]) -> dict[str, DirectoryUser | GraphError]:
+        """Many users' object id and UPN through $batch: a UPN or an id in, both out."""
+        return await self._read_many(users, lambda user: f"{_user(user)}?$select=id,userPrincipalName", _directory_user)
+
+    async def _read_many(self, users: list[str], url: Callable[[str], str], parse: Callable[[dict], T]) -> dict[str, T | GraphError]:
+        """GET url(user) for many users through $batch, 20 a request, retrying each sub-request on its own.
 
         A 429 or 5xx inside a 200 batch response is retried for that user only, after its
         Retry-After. 401/403 raise at once: every other read would fail the same way.
         """
-        results: dict[str, Methods | GraphError] = {}
+        results: dict[str, T | GraphError] = {}
         attempts = dict.fromkeys(users, 0)
         pending = list(attempts)
         gate = asyncio.Semaphore(self.batch_concurrency)
 
         async def read_chunk(chunk: list[str], retry: list[tuple[str, GraphError]]) -> None:
             async with gate:
-                answers = await self._batch_get(chunk)
+                answers = await self._batch_get(chunk, url, parse)
             for user in chunk:
                 attempts[user] += 1
                 answer = answers[user]
@@ -123,11 +144,8 @@ class GraphClient:
                 await self.policy.clock.sleep(max(self.policy.wait_for(exc, attempts[u]) for u, exc in retry))
         return results
 
-    async def _batch_get(self, users: list[str]) -> dict[str, Methods | GraphError]:
-        requests = [
-            {"id": str(index), "method": "GET", "url": f"{_user(user)}/authentication/phoneMethods"}
-            for index, user in enumerate(users)
-        ]
+    async def _batch_get(self, users: list[str], url: Callable[[str], str], parse: Callable[[dict], T]) -> dict[str, T | GraphError]:
+        requests = [{"id": str(index), "method": "GET", "url": url(user)} for index, user in enumerate(users)]
 
         async def once() -> dict:
             self.counters.batches += 1
@@ -140,7 +158,7 @@ class GraphClient:
             raise
         except GraphError as exc:
             return dict.fromkeys(users, exc)
-        answers: dict[str, Methods | GraphError] = dict.fromkeys(
+        answers: dict[str, T | GraphError] = dict.fromkeys(
             users, TransientError("the batch response left this request out")
         )
         for response in body.get("responses", []):
@@ -148,7 +166,7 @@ class GraphClient:
             status, headers = int(response.get("status", 0)), response.get("headers") or {}
             payload = response.get("body") or {}
             if 200 <= status < 300:
-                answers[user] = _methods(payload)
+                answers[user] = parse(payload)
             else:
                 answers[user] = self._error(status, headers, payload, write=False)
         return answers
@@ -185,8 +203,13 @@ class GraphClient:
         return await self.policy.run(once)
 
     async def _send(self, method: str, path: str, payload: dict | None, *, write: bool) -> httpx.Response:
+        url = self.root + path
+        if path.startswith(("https://", "http://")):  # a next-page link: Graph's own, never another host's
+            if urlsplit(path).netloc != urlsplit(self.root).netloc:
+                raise PermanentError(f"Graph's next-page link points to another host ({urlsplit(path).netloc}); not followed")
+            url = path
         try:
-            response = await self.http.request(method, self.root + path, json=payload)
+            response = await self.http.request(method, url, json=payload)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TransientError(f"can't connect to Graph: {exc}") from exc
         except httpx.TransportError as exc:
@@ -237,6 +260,10 @@ def _number(value: str | None) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _directory_user(body: dict) -> DirectoryUser:
+    return DirectoryUser(str(body.get("id", "")), str(body.get("userPrincipalName") or ""))
 
 
 def _methods(body: dict) -> Methods:

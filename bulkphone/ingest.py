@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pandas as pd
 
@@ -19,9 +19,12 @@ from .model import PhoneType
 from .normalize import normalize_region
 from .planner import user_key
 
+if TYPE_CHECKING:
+    from .mapping import IdentityMap
+
 __all__ = ["TIDY_COLUMNS", "count_rows", "iter_input", "read_input", "read_table", "read_users"]
 
-TIDY_COLUMNS = ["row", "user", "phoneType", "raw", "region", "error"]
+TIDY_COLUMNS = ["row", "user", "sourceUser", "phoneType", "raw", "region", "error"]
 
 _ALIASES = {
     "user": {"user", "userprincipalname", "upn", "objectid", "id", "userid", "username", "signinname"},
@@ -37,6 +40,9 @@ _ALIASES = {
         "alternateauthenticationphone",
     },
     PhoneType.OFFICE.value: {"office", "officephone", "officenumber", "businessphone", "telephonenumber", "workphone"},
+    # bulkphone export: the phone types it couldn't read (masked, or the user unreadable), and why
+    "notExported": {"notexported"},
+    "note": {"note"},
 }
 _PHONE_TYPE_WORDS = {
     re.sub(r"[^a-z]", "", alias): phone_type
@@ -50,8 +56,11 @@ def read_input(path: str | Path) -> pd.DataFrame:
     return pd.concat(list(iter_input(path)), ignore_index=True)
 
 
-def iter_input(path: str | Path, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
-    """The tidy frame in pieces of `chunk_rows` input rows (CSV), so memory stays flat on big files."""
+def iter_input(path: str | Path, chunk_rows: int | None = None, identity: IdentityMap | None = None) -> Iterator[pd.DataFrame]:
+    """The tidy frame in pieces of `chunk_rows` input rows (CSV), so memory stays flat on big files.
+
+    With an identity map, `user` is the mapped (target) user and `sourceUser` the one the file
+    names; a user the map can't place gets the reason as its error."""
     path = Path(path)
     columns = None
     first_row = 2  # line 1 is the header, so the first data row is row 2, as a spreadsheet shows it
@@ -64,7 +73,20 @@ def iter_input(path: str | Path, chunk_rows: int | None = None) -> Iterator[pd.D
             tidy = _from_long(table, columns, rows)
         else:
             tidy = _from_wide(table, columns, rows, [t for t in PhoneType if t.value in columns])
-        yield tidy.sort_values(["row", "phoneType"], key=_type_order_key, kind="stable").reset_index(drop=True)
+        tidy["sourceUser"] = ""
+        if identity is not None:
+            _map_users(tidy, identity)
+        yield tidy[TIDY_COLUMNS].sort_values(["row", "phoneType"], key=_type_order_key, kind="stable").reset_index(drop=True)
+
+
+def _map_users(tidy: pd.DataFrame, identity: IdentityMap) -> None:
+    targets = {user: identity.target(user) for user in tidy["user"].unique() if user}
+    mapped = tidy["user"] != ""
+    tidy.loc[mapped, "sourceUser"] = tidy.loc[mapped, "user"]
+    tidy.loc[mapped, "user"] = [targets[user][0] or user for user in tidy.loc[mapped, "user"]]
+    unmapped = pd.Series([bool(targets[user][1]) if user else False for user in tidy["sourceUser"]], index=tidy.index)
+    fine = tidy["error"] == ""
+    tidy.loc[unmapped & fine, "error"] = [targets[user][1] for user in tidy.loc[unmapped & fine, "sourceUser"]]
 
 
 def count_rows(path: str | Path, block: int = 1 << 20) -> int | None:
@@ -208,11 +230,17 @@ def _key(name: str) -> str:
 
 
 def _match_columns(path: Path, names) -> dict[str, str]:
-    """Map each canonical column to the file's column name, case-insensitively with aliases."""
+    """Map each canonical column to the file's column name, case-insensitively with aliases.
+
+    A column named exactly as the canonical one wins over aliases (bulkphone's own export has
+    both `user` and `objectId`); two aliases of one column are ambiguous."""
     found: dict[str, str] = {}
+    exact = {canonical for canonical in _ALIASES for name in names if _key(name) == _key(canonical)}
     for name in names:
         key = _key(name)
         for canonical, aliases in _ALIASES.items():
+            if canonical in exact and key != _key(canonical):
+                continue
             if key in aliases or key == _key(canonical):
                 if canonical in found:
                     raise InputError(
@@ -237,21 +265,26 @@ def _from_wide(table: pd.DataFrame, columns: dict[str, str], rows: list[int], ph
             "row": rows,
             "user": table[columns["user"]].str.strip(),
             "region": table[columns["region"]].str.strip() if "region" in columns else "",
+            "notExported": table[columns["notExported"]] if "notExported" in columns else "",
+            "note": table[columns["note"]].str.strip() if "note" in columns else "",
         }
     )
     for phone_type in phone_types:
         frame[phone_type.value] = table[columns[phone_type.value]]
     frame = frame[~_blank_rows(table).to_numpy()]
     tidy = frame.melt(
-        id_vars=["row", "user", "region"],
+        id_vars=["row", "user", "region", "notExported", "note"],
         value_vars=[t.value for t in phone_types],
         var_name="phoneType",
         value_name="raw",
     )
     tidy["raw"] = tidy["raw"].str.strip()
-    tidy["error"] = ""
+    tidy["error"] = [
+        f"not in the export: {note or 'the export could not read it'}" if phone_type in not_exported.split() else ""
+        for phone_type, not_exported, note in zip(tidy["phoneType"], tidy["notExported"], tidy["note"])
+    ] if "notExported" in columns else ""
     tidy.loc[tidy["user"] == "", "error"] = "no user on this row: fill in the UPN or object id"
-    return tidy[TIDY_COLUMNS]
+    return tidy
 
 
 def _from_long(table: pd.DataFrame, columns: dict[str, str], rows: list[int]) -> pd.DataFrame:
@@ -273,7 +306,7 @@ def _from_long(table: pd.DataFrame, columns: dict[str, str], rows: list[int]) ->
         f"unknown phoneType {word!r}: use mobile, alternateMobile or office" for word in written_types[unknown]
     ]
     tidy.loc[tidy["user"] == "", "error"] = "no user on this row: fill in the UPN or object id"
-    return tidy[keep][TIDY_COLUMNS]
+    return tidy[keep]
 
 
 def _type_order_key(column: pd.Series) -> pd.Series:

@@ -1,4 +1,5 @@
-"""A SQLite journal of each apply run: the plan, and every change's outcome as it happens.
+"""A SQLite journal of each apply run: the plan, and every change's outcome as it happens
+(and of each export: the users listed and read so far).
 
 A change is marked `inflight` before its request is sent and `done` (with its outcome) after,
 each in its own small transaction, in WAL mode with full sync. If the process dies, running
@@ -22,7 +23,7 @@ from .model import Action, Mode, Status
 from .normalize import canonical
 from .planner import Plan, PlanItem
 
-__all__ = ["Journal", "ResumedRun", "RunRecorder", "run_key"]
+__all__ = ["ExportJournal", "ExportProgress", "Journal", "ResumedRun", "RunRecorder", "run_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -41,6 +42,21 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (run_id, seq)
 );
 CREATE INDEX IF NOT EXISTS runs_by_key ON runs(key, finished);
+CREATE TABLE IF NOT EXISTS exports (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    started TEXT NOT NULL,
+    next_link TEXT,
+    listed INTEGER NOT NULL DEFAULT 0,
+    finished TEXT
+);
+CREATE TABLE IF NOT EXISTS export_users (
+    export_id INTEGER NOT NULL REFERENCES exports(id),
+    seq INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    data TEXT,
+    PRIMARY KEY (export_id, seq)
+);
 CREATE TABLE IF NOT EXISTS verified (
     user TEXT NOT NULL,
     phone_type TEXT NOT NULL,
@@ -153,6 +169,71 @@ class Journal:
             "SELECT user, phone_type, number FROM verified")}
 
 
+@dataclasses.dataclass
+class ExportProgress:
+    """How far an unfinished export got: the users listed so far, where listing goes on, and
+    each user read so far (seq -> the exported row as JSON)."""
+
+    export_id: int
+    users: list[str]
+    next_link: str | None
+    listed: bool
+    rows: dict[int, str]
+
+
+class ExportJournal:
+    """The export's checkpoints in the run journal: each page of users as it is listed, each
+    slice of users as it is read. Exporting the same users again resumes an unfinished export."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.db = journal.db
+
+    def resume_or_begin(self, key: str) -> ExportProgress:
+        found = self.db.execute(
+            "SELECT id, next_link, listed FROM exports WHERE key = ? AND finished IS NULL ORDER BY id DESC LIMIT 1", (key,)
+        ).fetchone()
+        if found is None:
+            cursor = self.db.execute("INSERT INTO exports (key, started) VALUES (?, ?)", (key, _now()))
+            return ExportProgress(cursor.lastrowid, [], None, False, {})
+        export_id, next_link, listed = found
+        users, rows = [], {}
+        for seq, user, data in self.db.execute(
+            "SELECT seq, user, data FROM export_users WHERE export_id = ? ORDER BY seq", (export_id,)
+        ):
+            users.append(user)
+            if data is not None:
+                rows[seq] = data
+        return ExportProgress(export_id, users, next_link, bool(listed), rows)
+
+    def listed(self, progress: ExportProgress, users: list[str], next_link: str | None) -> None:
+        """A page of users, and where the listing goes on (None: it's complete)."""
+        first = len(progress.users)
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT INTO export_users (export_id, seq, user) VALUES (?, ?, ?)",
+                ((progress.export_id, first + offset, user) for offset, user in enumerate(users)),
+            )
+            self.db.execute(
+                "UPDATE exports SET next_link = ?, listed = ? WHERE id = ?",
+                (next_link, int(next_link is None), progress.export_id),
+            )
+        progress.users.extend(users)
+        progress.next_link, progress.listed = next_link, next_link is None
+
+    def read(self, progress: ExportProgress, rows: dict[int, str]) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "UPDATE export_users SET data = ? WHERE export_id = ? AND seq = ?",
+                ((data, progress.export_id, seq) for seq, data in rows.items()),
+            )
+        progress.rows.update(rows)
+
+    def finish(self, progress: ExportProgress) -> None:
+        self.db.execute("UPDATE exports SET finished = ? WHERE id = ?", (_now(), progress.export_id))
+
+
 class RunRecorder:
     """What the executor calls around each change; one small transaction a call."""
 
@@ -188,4 +269,5 @@ def _load(kind, text: str, **convert):
     data = json.loads(text)
     for name, to_type in convert.items():
         data[name] = to_type(data[name])
-    return kind(**{f.name: data[f.name] for f in dataclasses.fields(kind)})
+    # a field added since the journal was written keeps its default
+    return kind(**{f.name: data[f.name] for f in dataclasses.fields(kind) if f.name in data})

@@ -349,15 +349,15 @@ def run_sync(awaitable: Awaitable[T]) -> T:
 
 def _cell_fields(
     frame: pd.DataFrame, known_users: dict[str, str] | None, region_default: str, normalizer: Normalizer
-) -> Iterator[tuple[int, str, str, str, str, str, str, str, str, str, str]]:
-    """Each cell of the tidy frame as Cell's fields (row, user, phone_type, raw, region, number,
-    number_region, number_type, error, warning, excluded), all worked out.
+) -> Iterator[tuple[int, str, str, str, str, str, str, str, str, str, str, str, str]]:
+    """Each cell of the tidy frame as Cell's fields, in order (row, user, phone_type, raw, region,
+    number, number_region, number_type, error, warning, excluded, unchanged, source_user).
 
     Plain tuples from a plain loop: on a million rows, pandas string ops and a dataclass per
     cell cost more than the normalisation itself."""
-    columns = [frame[name].tolist() for name in ("row", "user", "phoneType", "raw", "region", "error")]
+    columns = [frame[name].tolist() for name in ("row", "user", "sourceUser", "phoneType", "raw", "region", "error")]
     user_regions = known_users or {}
-    for row, user, phone_type, raw, written, error in zip(*columns):
+    for row, user, source_user, phone_type, raw, written, error in zip(*columns):
         written = written.strip()
         region = sys.intern(written.upper())  # millions of cells, a few hundred regions
         key = user.strip().lower()
@@ -376,4 +376,4 @@ def _cell_fields(
             number, number_region, number_type, error = result
             if number and number_type in _CANT_SMS and phone_type != PhoneType.OFFICE.value:
                 warning = f"{number_type.replace('_', ' ')} number in {phone_type}: it can't receive SMS codes"
-        yield row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded
+        yield row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded, "", source_user

@@ -31,7 +31,9 @@ _FIELDS = {
     "error": "error",
     "warning": "warning",
     "note": "note",
+    "source_user": "sourceUser",
 }
+_ADDED_LATER = {"sourceUser"}  # plans written before it existed are still valid without it
 
 
 def write_plan(plan: Plan, path: str | Path) -> Path:
@@ -54,13 +56,14 @@ def read_plan(path: str | Path, mode: Mode | str = Mode.UPSERT) -> Plan:
             columns = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: can't read the plan ({exc}). Fix: give the CSV that bulkphone plan wrote.") from None
-    missing = [c for c in REPORT_COLUMNS + [CHECKSUM_COLUMN] if c not in columns]
+    missing = [c for c in REPORT_COLUMNS + [CHECKSUM_COLUMN] if c not in columns and c not in _ADDED_LATER]
     if missing:
         raise InputError(
             f"{path}: not a bulkphone plan (no column {', '.join(missing)}). Fix: make one with bulkphone plan --report."
         )
     recorded = {row[CHECKSUM_COLUMN] for row in rows}
-    actual = _checksum([[row[c] for c in REPORT_COLUMNS] for row in rows])
+    checked = [c for c in REPORT_COLUMNS if c in columns]
+    actual = _checksum([[row[c] for c in checked] for row in rows])
     if recorded != {actual}:
         raise InputError(
             f"{path}: the plan was changed after bulkphone made it (checksum mismatch), so it isn't the plan that "
@@ -74,7 +77,7 @@ def read_plan(path: str | Path, mode: Mode | str = Mode.UPSERT) -> Plan:
 
 
 def _item(row: dict) -> PlanItem:
-    values = {name: row[column] for name, column in _FIELDS.items()}
+    values = {name: row.get(column, "") for name, column in _FIELDS.items()}
     values["row"] = int(values["row"])
     values["action"] = Action(values["action"])
     return PlanItem(**values)

@@ -52,6 +52,7 @@ class Cell(NamedTuple):
     warning: str = ""
     excluded: str = ""  # why the run leaves this row out on purpose (e.g. not in the users file)
     unchanged: str = ""  # why this row needs no look at Graph (same as last verified, --changed-only)
+    source_user: str = ""  # the user the input names, when an identity map made `user` someone else
 
     @property
     def blank(self) -> bool:
@@ -83,6 +84,7 @@ class PlanItem:
     error: str = ""
     warning: str = ""
     note: str = ""
+    source_user: str = ""  # the user the input named, when an identity map made `user` someone else
 
     @property
     def status(self) -> Status:
@@ -231,6 +233,7 @@ def _item(cell: Cell, action: Action, **fields) -> PlanItem:
         raw=cell.raw,
         region=cell.region,
         warning=cell.warning,
+        source_user=cell.source_user,
         **fields,
     )
 

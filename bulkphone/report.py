@@ -49,6 +49,7 @@ REPORT_COLUMNS = [
     "requestId",
     "smsSignInState",
     "reconciled",
+    "sourceUser",
 ]
 NORMALIZE_COLUMNS = [
     "row",
@@ -63,6 +64,7 @@ NORMALIZE_COLUMNS = [
     "note",
     "numberRegion",
     "numberType",
+    "sourceUser",
 ]
 
 
@@ -89,7 +91,9 @@ def result_rows(result: RunResult) -> list[dict]:
     return rows
 
 
-def normalize_row(row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded) -> tuple:
+def normalize_row(
+    row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded, unchanged, source_user
+) -> tuple:
     """One normalize report row, in NORMALIZE_COLUMNS order, from a cell's fields (a tuple:
     a big file has millions of them)."""
     if excluded:
@@ -98,7 +102,7 @@ def normalize_row(row, user, phone_type, raw, region, number, number_region, num
         status = "invalid"
     else:
         status = Status.OK.value if number else "blank"
-    return row, user, phone_type, raw, region, number, status, error, warning, excluded, number_region, number_type
+    return row, user, phone_type, raw, region, number, status, error, warning, excluded, number_region, number_type, source_user
 
 
 def has_problems(rows: Iterable[dict]) -> bool:
@@ -156,6 +160,7 @@ def _plan_row(item) -> dict:
         "requestId": "",
         "smsSignInState": "",
         "reconciled": "",
+        "sourceUser": item.source_user,
     }
 
 

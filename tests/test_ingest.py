@@ -96,7 +96,7 @@ def test_xlsx_input(tmp_path):
         ("nophones.csv", b"user,department\nann@contoso.com,HR\n", "no phone columns"),
         ("broken.xlsx", b"this is not a workbook", "can't read this workbook"),
         ("old.xls", b"whatever", "old .xls workbooks are not supported"),
-        ("twice.csv", b"user,upn,mobile\na,b,+1 425 555 0100\n", "both mean user"),
+        ("twice.csv", b"upn,userPrincipalName,mobile\na,b,+1 425 555 0100\n", "both mean user"),
     ],
 )
 def test_unreadable_files_name_the_file_the_problem_and_the_fix(tmp_path, name, content, message):

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from ..auth import decode_claims
 from ..clock import Clock, SystemClock
@@ -34,6 +34,7 @@ READ_PERMISSIONS = {
     "UserAuthenticationMethod.ReadWrite.All",
     "UserAuthMethod-Phone.ReadWrite.All",
 }
+DIRECTORY_READ_PERMISSIONS = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 WRITE_PERMISSIONS = {"UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All"}
 APP_TOKEN = "sim-app-token"
 GRAPH_AUDIENCES = ("https://graph.microsoft", "https://dod-graph.microsoft", "https://microsoftgraph.chinacloudapi", "00000003-0000-0000-c000-000000000000")
@@ -169,17 +170,19 @@ class SimTenant:
         return cls(users, **kwargs)
 
     # ---- the API ------------------------------------------------------------------
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> SimResponse:
-        """Answer one HTTP request; `path` is the URL path, e.g. /v1.0/users/x/authentication/phoneMethods.
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes = b"", origin: str = "") -> SimResponse:
+        """Answer one HTTP request; `path` is the URL path and query, e.g.
+        /v1.0/users/x/authentication/phoneMethods; `origin` (scheme://host) starts next-page links.
 
         Latency (`faults.latency`) is the transport's to add, so no lock is held while waiting.
         """
         with self._lock:
-            response = self._handle(method.upper(), path, headers, body)
+            response = self._handle(method.upper(), path, headers, body, origin)
             self.requests.append((method.upper(), path, response.drop or response.status))
             return response
 
-    def _handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> SimResponse:
+    def _handle(self, method: str, path: str, headers: dict[str, str], body: bytes, origin: str = "") -> SimResponse:
+        path, _, query = path.partition("?")
         version, _, rest = path.lstrip("/").partition("/")
         if version not in ("v1.0", "beta"):
             return _error(404, "Request_UnsupportedQuery", f"unsupported API version {version!r}")
@@ -187,7 +190,9 @@ class SimTenant:
         if isinstance(principal, SimResponse):
             return principal
         if rest == "$batch" and method == "POST":
-            return self._batch(version, headers, body)
+            return self._batch(version, headers, body, origin)
+        if rest == "users" and method == "GET":
+            return self._list_users(version, principal, parse_qs(query), origin)
         parts = [unquote(p) for p in rest.split("/")]
         if len(parts) < 2 or parts[0] != "users":
             return _error(400, "BadRequest", f"Resource not found for the segment {parts[0]!r}.")
@@ -396,7 +401,29 @@ class SimTenant:
     def _record(self, kind: str, user: SimUser, phone_type: str, number: str) -> None:
         self.writes.append({"kind": kind, "user": user.upn, "phoneType": phone_type, "phoneNumber": number})
 
-    def _batch(self, version: str, headers: dict[str, str], body: bytes) -> SimResponse:
+    def _list_users(self, version: str, principal: Principal, query: dict[str, list[str]], origin: str) -> SimResponse:
+        """GET /users: a page of $top users (at most 999), and a next-page link while more remain."""
+        if not principal.permissions & DIRECTORY_READ_PERMISSIONS:
+            return _forbidden()
+        fault = self._roll_fault("GET", False)
+        if fault is not None:
+            return fault
+        throttled = self._throttle(False)
+        if throttled is not None:
+            return throttled
+        try:
+            top = min(int(query.get("$top", ["100"])[0]), 999)
+            skip = int(query.get("$skiptoken", ["0"])[0])
+        except ValueError:
+            return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
+        everyone = list(self.users.values())
+        page = everyone[skip : skip + top]
+        body: dict = {"value": [{"id": user.id, "userPrincipalName": user.upn} for user in page]}
+        if skip + top < len(everyone):
+            body["@odata.nextLink"] = f"{origin}/{version}/users?$select=id,userPrincipalName&$top={top}&$skiptoken={skip + top}"
+        return SimResponse(200, body)
+
+    def _batch(self, version: str, headers: dict[str, str], body: bytes, origin: str = "") -> SimResponse:
         try:
             requests = json.loads(body or b"{}")["requests"]
         except (ValueError, KeyError, TypeError):
@@ -407,7 +434,7 @@ class SimTenant:
         for sub in requests:
             sub_headers = {**headers, **(sub.get("headers") or {})}
             sub_body = json.dumps(sub["body"]).encode() if sub.get("body") is not None else b""
-            answer = self._handle(sub["method"].upper(), f"/{version}{sub['url']}", sub_headers, sub_body)
+            answer = self._handle(sub["method"].upper(), f"/{version}{sub['url']}", sub_headers, sub_body, origin)
             if answer.drop:  # inside a batch a lost sub-request comes back as a 503
                 answer = _error(503, "serviceNotAvailable", "Injected fault.")
             responses.append({"id": sub["id"], "status": answer.status, "headers": answer.headers, "body": answer.body})

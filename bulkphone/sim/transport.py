@@ -10,7 +10,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -37,7 +36,8 @@ class SimTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return self._respond(request, await request.aread())
 
     def _respond(self, request: httpx.Request, body: bytes) -> httpx.Response:
-        answer = self.tenant.handle(request.method, request.url.path, dict(request.headers), body)
+        origin = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
+        answer = self.tenant.handle(request.method, request.url.raw_path.decode("ascii"), dict(request.headers), body, origin)
         if answer.drop:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
         headers = dict(answer.headers)
@@ -63,7 +63,7 @@ def serve(tenant: SimTenant, host: str = "127.0.0.1") -> Iterator[str]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             time.sleep(tenant.faults.delay())
-            answer = tenant.handle(self.command, urlsplit(self.path).path, dict(self.headers.items()), body)
+            answer = tenant.handle(self.command, self.path, dict(self.headers.items()), body, f"http://{self.headers.get('Host', host)}")
             if answer.drop:
                 self.close_connection = True
                 return

@@ -1,0 +1,174 @@
+"""Export a tenant's current phone methods as a wide CSV that `plan` and `apply` take as input.
+
+Users come from a list, or from the whole tenant (`GET /users`, page after page); their
+methods are read in `$batch` requests with the usual retries and throttling. Each page and
+each slice of users is checkpointed in the journal, so a big export that dies resumes where it
+stopped. A number Graph shows masked is never exported as if it were one: its cell is left
+empty and `notExported` names its type, which `plan`/`apply` turn into a row to fix rather
+than a blank (a blank deletes in sync mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+
+from .errors import ForbiddenError, GraphError, NotFoundError, PreflightError
+from .graph import DirectoryUser, GraphClient, Methods
+from .journal import ExportJournal, ExportProgress
+from .model import PhoneType
+from .normalize import is_masked
+
+__all__ = ["EXPORT_COLUMNS", "ExportResult", "ExportRow", "export_users"]
+
+EXPORT_COLUMNS = ["user", "mobile", "alternateMobile", "office", "objectId", "smsSignInState", "notExported", "note"]
+READ_SLICE = 200  # users read (in $batch requests of 20) between two checkpoints
+MASKED_FIX = (
+    "Graph showed the exporting sign-in masked numbers; export with an application permission "
+    "(UserAuthenticationMethod.Read.All) to carry them over"
+)
+
+
+@dataclass
+class ExportRow:
+    user: str
+    object_id: str = ""
+    numbers: dict[str, str] = field(default_factory=dict)  # phoneType -> number as Graph stores it
+    sms_sign_in_state: str = ""  # the mobile's
+    not_exported: list[str] = field(default_factory=list)  # phone types whose value is unknown here
+    note: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.numbers and not self.not_exported
+
+    def csv_row(self) -> dict[str, str]:
+        return {
+            "user": self.user,
+            **{phone_type.value: self.numbers.get(phone_type.value, "") for phone_type in PhoneType},
+            "objectId": self.object_id,
+            "smsSignInState": self.sms_sign_in_state,
+            "notExported": " ".join(self.not_exported),
+            "note": self.note,
+        }
+
+
+@dataclass
+class ExportResult:
+    rows: list[ExportRow]  # every listed user, in listing order, empty ones included
+    resumed_users: int = 0  # users an earlier, killed export had already read
+    stopped: bool = False
+
+    def exported(self, include_empty: bool = False) -> list[ExportRow]:
+        return [row for row in self.rows if include_empty or not row.empty]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "listed": len(self.rows),
+            "with numbers": sum(1 for row in self.rows if row.numbers),
+            "without phone methods": sum(1 for row in self.rows if row.empty),
+            "not exported": sum(1 for row in self.rows if row.not_exported),
+        }
+
+
+async def export_users(
+    client: GraphClient,
+    journal: ExportJournal,
+    key: str,
+    *,
+    users: Iterable[str] | None = None,
+    page_size: int = 999,
+    progress: Callable[[int, int | None], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> ExportResult:
+    """Every listed user's phone methods (all of the tenant's users when `users` is None).
+
+    `key` names this export in the journal: the same key resumes an unfinished one."""
+    state = journal.resume_or_begin(key)
+    resumed = len(state.rows)
+    if not state.listed:
+        if users is None:
+            await _list_tenant(client, journal, state, page_size, progress, stop)
+        else:
+            journal.listed(state, list(dict.fromkeys(users)), None)
+    if not state.listed:
+        return ExportResult(_rows(state), resumed, stopped=True)
+    todo = [seq for seq in range(len(state.users)) if seq not in state.rows]
+    for start in range(0, len(todo), READ_SLICE):
+        if stop is not None and stop.is_set():
+            return ExportResult(_rows(state), resumed, stopped=True)
+        chunk = todo[start : start + READ_SLICE]
+        rows = await _read(client, [state.users[seq] for seq in chunk], resolve=users is not None)
+        journal.read(state, {seq: json.dumps(asdict(row)) for seq, row in zip(chunk, rows)})
+        if progress is not None:
+            progress(len(state.rows), len(state.users))
+    journal.finish(state)
+    return ExportResult(_rows(state), resumed)
+
+
+async def _list_tenant(client: GraphClient, journal: ExportJournal, state: ExportProgress, page_size: int, progress, stop) -> None:
+    link = state.next_link
+    while not state.listed:
+        if stop is not None and stop.is_set():
+            return
+        try:
+            page, link = await client.list_users_page(link, page_size)
+        except ForbiddenError as exc:
+            raise PreflightError(
+                f"listing the tenant's users was refused ({exc.message}). Fix: grant the app User.Read.All as an "
+                "application permission with admin consent, or export a list of users with --users"
+            ) from None
+        journal.listed(state, [f"{user.id}\t{user.upn}" for user in page], link)
+        if progress is not None:
+            progress(0, None if link else len(state.users))
+
+
+async def _read(client: GraphClient, users: list[str], *, resolve: bool) -> list[ExportRow]:
+    """The rows of a slice of users: listed ones are "id<TAB>upn"; given ones are resolved first."""
+    if resolve:
+        found = await client.read_directory_users(users)
+    else:
+        found = {entry: DirectoryUser(*entry.split("\t", 1)) for entry in users}
+    ids = [answer.id for answer in found.values() if isinstance(answer, DirectoryUser)]
+    methods = await client.read_phone_methods(ids) if ids else {}
+    rows = []
+    for entry in users:
+        answer = found[entry]
+        if isinstance(answer, NotFoundError):
+            rows.append(_unreadable(entry, "", "user not found in the source tenant: check the UPN or object id"))
+        elif isinstance(answer, GraphError):
+            rows.append(_unreadable(entry, "", f"couldn't look the user up: {answer.message}"))
+        else:
+            rows.append(_row(answer, methods[answer.id]))
+    return rows
+
+
+def _row(user: DirectoryUser, methods: Methods | GraphError) -> ExportRow:
+    if isinstance(methods, GraphError):
+        return _unreadable(user.upn or user.id, user.id, f"couldn't read the user's phone methods: {methods.message}")
+    row = ExportRow(user=user.upn or user.id, object_id=user.id)
+    masked = []
+    for phone_type in PhoneType:
+        method = methods.get(phone_type)
+        if method is None:
+            continue
+        if is_masked(method.phone_number):
+            row.not_exported.append(phone_type.value)
+            masked.append(f"{phone_type.value} {method.phone_number}")
+        else:
+            row.numbers[phone_type.value] = method.phone_number
+        if phone_type is PhoneType.MOBILE:
+            row.sms_sign_in_state = method.sms_sign_in_state
+    if masked:
+        row.note = f"masked by Graph ({', '.join(masked)}): {MASKED_FIX}"
+    return row
+
+
+def _unreadable(user: str, object_id: str, why: str) -> ExportRow:
+    return ExportRow(user=user, object_id=object_id, not_exported=[t.value for t in PhoneType], note=why)
+
+
+def _rows(state: ExportProgress) -> list[ExportRow]:
+    return [ExportRow(**json.loads(state.rows[seq])) for seq in sorted(state.rows)]
