@@ -26,7 +26,22 @@ from .graph import GraphClient
 from .journal import Journal
 from .model import Action, Mode, PhoneType, Status
 from .normalize import normalize_number
-from .pipeline import Connection, apply, apply_async, check, check_async, connect, load_cells, plan, plan_async, read_current
+from .export import EXPORT_COLUMNS, ExportResult
+from .mapping import IdentityMap, load_identity_map
+from .pipeline import (
+    Connection,
+    apply,
+    apply_async,
+    check,
+    check_async,
+    connect,
+    export,
+    export_async,
+    load_cells,
+    plan,
+    plan_async,
+    read_current,
+)
 from .planfile import read_plan, write_plan
 from .planner import Plan, PlanItem, build_plan
 from .safety import SafetyLimits
@@ -38,9 +53,12 @@ __all__ = [
     "AuthSettings",
     "BulkphoneError",
     "Connection",
+    "EXPORT_COLUMNS",
+    "ExportResult",
     "ForbiddenError",
     "GraphClient",
     "GraphError",
+    "IdentityMap",
     "InputError",
     "Journal",
     "Mode",
@@ -64,7 +82,10 @@ __all__ = [
     "check",
     "check_async",
     "connect",
+    "export",
+    "export_async",
     "load_cells",
+    "load_identity_map",
     "normalize_number",
     "plan",
     "plan_async",

@@ -13,15 +13,17 @@ from pathlib import Path
 import click
 
 from . import pipeline, report
-from .auth import AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings, token_provider
+from .auth import ACCESS_TOKEN_ENV, AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings, token_provider
 from .clouds import CLOUDS, cloud_named
 from .console import ProgressDisplay, RowProgress
 from .errors import BulkphoneError, UnsafePlanError
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
 from .ingest import count_rows, iter_input
+from .export import EXPORT_COLUMNS
 from .jobs import load_job
 from .journal import Journal
 from .logs import event, logger, use_json_logs
+from .mapping import load_identity_map
 from .model import Mode
 from .planfile import read_plan, write_plan
 from .safety import SafetyLimits
@@ -93,6 +95,8 @@ def _json_logs() -> bool:
 
 
 def _input_options(command, *, input_required: bool = True):
+    command = click.option("--upn-domain", "upn_domains", multiple=True, metavar="OLD=NEW", help="Map users by UPN domain (tenant-to-tenant moves), e.g. fabrikam.com=contoso.com; repeatable. Users no rule or map file places are reported.")(command)
+    command = click.option("--map", "map_file", type=click.Path(path_type=Path), help="CSV sourceUser,targetUser: the target tenant's user for each source user (wins over --upn-domain).")(command)
     command = click.option("--users", "users", type=click.Path(path_type=Path), help="CSV of users (user[,region|usageLocation]): default regions, and only these users are processed.")(command)
     command = click.option("--default-region", help="Two-letter region for numbers written without +, e.g. US.")(command)
     command = click.option("--report", "report_path", required=True, type=click.Path(path_type=Path), help="Where to write the report CSV.")(command)
@@ -141,11 +145,12 @@ def main(ctx: click.Context, log_format: str) -> None:
 @main.command()
 @_input_options
 @_handled
-def normalize(source, report_path, default_region, users) -> int:
+def normalize(source, report_path, default_region, users, map_file, upn_domains) -> int:
     """Check and normalise the numbers in INPUT offline (no network, no credentials)."""
+    identity = load_identity_map(map_file, upn_domains)
     with RowProgress(total=count_rows(source)) as progress:
         counts = pipeline.normalize_file(source, report_path, users=users, default_region=default_region,
-                                         progress=progress.update)
+                                         progress=progress.update, identity=identity)
     click.echo(f"normalize: {sum(counts.values())} values: " + _counts(counts) + f"; report: {report_path}")
     return EXIT_ROW_PROBLEMS if counts["invalid"] else EXIT_OK
 
@@ -175,16 +180,19 @@ def check(source, probe_user, write, **options) -> int:
 @_mode_option
 @_connection_options
 @_handled
-def plan(source, report_path, default_region, users, mode, **options) -> int:
+def plan(source, report_path, default_region, users, map_file, upn_domains, mode, **options) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
-    settings = _settings(source=source, users=users, default_region=default_region, mode=mode, **options)
-    return _plan_run(_connection(options), source, report_path, users=users, default_region=default_region, mode=mode, settings=settings)
+    settings = _settings(source=source, users=users, default_region=default_region, mode=mode, map=map_file,
+                         upn_domain=" ".join(upn_domains), **options)
+    return _plan_run(_connection(options), source, report_path, users=users, default_region=default_region, mode=mode,
+                     settings=settings, identity=load_identity_map(map_file, upn_domains))
 
 
-def _plan_run(connection, source, report_path: Path, *, users, default_region, mode, settings) -> int:
+def _plan_run(connection, source, report_path: Path, *, users, default_region, mode, settings, identity=None) -> int:
     event("run.start", command="plan", settings=settings)
     the_plan = pipeline.plan(
-        source, connection=connection, users=users, default_region=default_region, mode=mode, check_first=True
+        source, connection=connection, users=users, default_region=default_region, mode=mode, check_first=True,
+        identity=identity,
     )
     rows = report.plan_rows(the_plan)
     write_plan(the_plan, report_path)
@@ -205,7 +213,7 @@ def _plan_run(connection, source, report_path: Path, *, users, default_region, m
 @click.option("--force", is_flag=True, help="Apply even when the plan is above the safety limits.")
 @click.option("--changed-only", is_flag=True, help="Skip rows whose number equals the one the journal last verified (cheap scheduled re-runs; plan always reads live state).")
 @_handled
-def apply(source, report_path, default_region, users, mode, plan_path, journal_path, max_update_percent, max_delete_percent, max_changes, force, changed_only, **options) -> int:
+def apply(source, report_path, default_region, users, map_file, upn_domains, mode, plan_path, journal_path, max_update_percent, max_delete_percent, max_changes, force, changed_only, **options) -> int:
     """Plan INPUT against current methods, then make the changes in Graph.
 
     With --plan, apply that reviewed plan instead: each user is read again first and skipped
@@ -216,16 +224,18 @@ def apply(source, report_path, default_region, users, mode, plan_path, journal_p
         raise click.UsageError("give INPUT to plan and apply it, or --plan PLAN.csv to apply a reviewed plan (not both)")
     target = read_plan(plan_path, mode) if plan_path else source
     settings = _settings(source=source, plan=plan_path, users=users, default_region=default_region, mode=mode,
-                         force=force, changed_only=changed_only, max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
+                         map=map_file, upn_domain=" ".join(upn_domains), force=force, changed_only=changed_only,
+                         max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
                          max_changes=max_changes, **options)
     limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
     journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
     return _apply_run(_connection(options), target, report_path, journal_path, users=users,
-                      default_region=default_region, mode=mode, limits=limits, settings=settings, changed_only=changed_only)
+                      default_region=default_region, mode=mode, limits=limits, settings=settings, changed_only=changed_only,
+                      identity=load_identity_map(map_file, upn_domains))
 
 
 def _apply_run(connection, target, report_path: Path, journal_path: Path, *, users, default_region, mode, limits, settings,
-               changed_only=False) -> int:
+               changed_only=False, identity=None) -> int:
     event("run.start", command="apply", settings=settings)
     with Journal(journal_path) as journal, ProgressDisplay(json_events=_json_logs()) as display:
         result = _run_until_signalled(
@@ -242,6 +252,7 @@ def _apply_run(connection, target, report_path: Path, journal_path: Path, *, use
                 limits=limits,
                 verify_unchanged=True,
                 changed_only=changed_only,
+                identity=identity,
             )
         )
     rows = report.result_rows(result)
@@ -257,6 +268,48 @@ def _apply_run(connection, target, report_path: Path, journal_path: Path, *, use
 
 
 @main.command()
+@click.option("--report", "report_path", required=True, type=click.Path(path_type=Path), help="Where to write the export CSV (valid input for plan and apply).")
+@click.option("--users", type=click.Path(path_type=Path), help="CSV of the users to export (a user column: UPNs or object ids).")
+@click.option("--all", "all_users", is_flag=True, help="Export every user of the tenant (needs User.Read.All too).")
+@click.option("--include-empty", is_flag=True, help="Also write users who have no phone methods (empty rows).")
+@click.option("--journal", "journal_path", type=click.Path(path_type=Path), help="Journal (SQLite) that lets a killed export resume; default: next to the report.")
+@_connection_options
+@_handled
+def export(report_path, users, all_users, include_empty, journal_path, **options) -> int:
+    """Write the current phone methods of the listed users, or of every user, as a CSV that plan and
+    apply take as it is (e.g. to carry them to another tenant). Never writes to Graph."""
+    if (users is None) == (not all_users):
+        raise click.UsageError("give --users USERS.csv to export those users, or --all for every user of the tenant")
+    connection = _connection(options)
+    settings = _settings(users=users, all=all_users, include_empty=include_empty, **options)
+    event("run.start", command="export", settings=settings)
+    journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
+    return _export_run(connection, report_path, journal_path, users=users, include_empty=include_empty)
+
+
+def _export_run(connection, report_path: Path, journal_path: Path, *, users, include_empty: bool) -> int:
+    with Journal(journal_path) as journal, RowProgress(doing="exporting", unit="users") as progress:
+        result = _run_until_signalled(
+            lambda stop: pipeline.export_async(connection, journal=journal, users=users, progress=progress.update,
+                                               stop=stop, check_first=True)
+        )
+    rows = result.exported(include_empty)
+    report.write_csv([row.csv_row() for row in rows], report_path, EXPORT_COLUMNS)
+    counts = result.counts()
+    resumed = f"resumed a killed export ({result.resumed_users} users already read); " if result.resumed_users else ""
+    left_out = "" if include_empty else f", {counts['without phone methods']} without phone methods left out"
+    click.echo(
+        f"export: {counts['listed']} users, {counts['with numbers']} with numbers{left_out}, "
+        f"{counts['not exported']} not fully exported (see notExported and note); {resumed}"
+        f"{connection.counters.reads} reads in {connection.counters.batches} batches; report: {report_path}"
+    )
+    event("run.end", command="export", report=str(report_path), **{k.replace(" ", "_"): v for k, v in counts.items()})
+    if result.stopped:
+        raise Exit(EXIT_INTERRUPTED, f"interrupted: run the same export again to resume ({report_path} holds what was read)")
+    return EXIT_ROW_PROBLEMS if counts["not exported"] else EXIT_OK
+
+
+@main.command()
 @click.argument("job_path", metavar="JOB.toml", type=click.Path(path_type=Path))
 @click.option("--apply", "do_apply", is_flag=True, help="Apply the changes (default: a dry run that writes the plan).")
 @click.option("--force", is_flag=True, help="Apply even when the plan is above the job's safety limits.")
@@ -269,21 +322,42 @@ def run(job_path, do_apply, force, changed_only) -> int:
     its .summary.json and .html; the journal that lets a killed apply resume sits beside them.
     """
     job = load_job(job_path)
-    environ = dict(os.environ)
-    for wanted, standard in ((job.secret_env, CLIENT_SECRET_ENV), (job.certificate_password_env, CERTIFICATE_PASSWORD_ENV)):
-        if environ.get(wanted):
-            environ[standard] = environ[wanted]
-    connection = _connect(job.auth, job.cloud, job.graph_url, job.max_writes_per_second, job.max_concurrency, environ)
+    identity = load_identity_map(job.map_file, job.upn_domains)
+    connection = _connect(job.auth, job.cloud, job.graph_url, job.max_writes_per_second, job.max_concurrency,
+                          _job_environ(job.secret_env, job.certificate_password_env, job.token_env))
     settings = _settings(job=job.path, name=job.name, source=job.file, users=job.users, mode=job.mode,
                          default_region=job.default_region, cloud=job.cloud, graph_url=job.graph_url,
-                         auth=job.auth.mode, apply=do_apply, force=force, changed_only=changed_only)
-    options = {"users": job.users, "default_region": job.default_region, "mode": job.mode, "settings": settings}
+                         auth=job.auth.mode, apply=do_apply, force=force, changed_only=changed_only,
+                         migrate_from=job.source and (job.source.graph_url or job.source.cloud),
+                         map=job.map_file, upn_domain=" ".join(job.upn_domains))
+    if job.source is not None:
+        # A migration: export the source tenant first; its CSV is this run's input.
+        source = job.source
+        reader = _connect(source.auth, source.cloud, source.graph_url, job.max_writes_per_second, job.max_concurrency,
+                          _job_environ(source.secret_env, source.certificate_password_env, source.token_env))
+        event("run.start", command="export", settings=settings)
+        _export_run(reader, job.file, job.file.with_name(job.file.name + ".journal.sqlite"),
+                    users=source.users, include_empty=source.include_empty)
+        # Scheduled re-runs during the migration window write only what changed in the source.
+        changed_only = True
+    options = {"users": job.users, "default_region": job.default_region, "mode": job.mode, "settings": settings,
+               "identity": identity}
     if not do_apply:
         return _plan_run(connection, job.file, job.report_folder / "plan.csv", **options)
     limits = None if force else SafetyLimits(job.max_update_percent / 100, job.max_delete_percent / 100, job.max_changes)
     report_path = job.report_folder / "results.csv"
     return _apply_run(connection, job.file, report_path, report_path.with_name("results.csv.journal.sqlite"),
                       limits=limits, changed_only=changed_only, **options)
+
+
+def _job_environ(secret_env: str, certificate_password_env: str, token_env: str) -> dict[str, str]:
+    """The environment with the job's named variables under the names bulkphone reads."""
+    environ = dict(os.environ)
+    for wanted, standard in ((secret_env, CLIENT_SECRET_ENV), (certificate_password_env, CERTIFICATE_PASSWORD_ENV),
+                             (token_env, ACCESS_TOKEN_ENV)):
+        if environ.get(wanted):
+            environ[standard] = environ[wanted]
+    return environ
 
 
 @main.command()

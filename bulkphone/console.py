@@ -67,18 +67,19 @@ class ProgressDisplay:
 
 
 class RowProgress:
-    """Rows normalised so far, as a live bar on a terminal (nothing in a log)."""
+    """Rows (or users) done so far, as a live bar on a terminal (nothing in a log)."""
 
-    def __init__(self, total: int | None = None, stream: TextIO | None = None) -> None:
+    def __init__(self, total: int | None = None, stream: TextIO | None = None, *, doing: str = "normalising",
+                 unit: str = "rows") -> None:
         stream = stream or sys.stderr
         self._bar = None
         self._total = total
         if stream.isatty():
             self._bar = Progress(
-                TextColumn("normalising"),
+                TextColumn(doing),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("rows"),
+                TextColumn(unit),
                 TimeRemainingColumn(),
                 console=Console(file=stream),
                 transient=True,
@@ -94,6 +95,6 @@ class RowProgress:
         if self._bar is not None:
             self._bar.__exit__(*exc_info)
 
-    def update(self, rows_done: int) -> None:
+    def update(self, done: int, total: int | None = None) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, completed=rows_done)
+            self._bar.update(self._task, completed=done, **({"total": total} if total is not None else {}))

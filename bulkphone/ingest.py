@@ -84,9 +84,9 @@ def _map_users(tidy: pd.DataFrame, identity: IdentityMap) -> None:
     mapped = tidy["user"] != ""
     tidy.loc[mapped, "sourceUser"] = tidy.loc[mapped, "user"]
     tidy.loc[mapped, "user"] = [targets[user][0] or user for user in tidy.loc[mapped, "user"]]
+    # Who the user is comes first: a row the map can't place says so, whatever else is wrong with it.
     unmapped = pd.Series([bool(targets[user][1]) if user else False for user in tidy["sourceUser"]], index=tidy.index)
-    fine = tidy["error"] == ""
-    tidy.loc[unmapped & fine, "error"] = [targets[user][1] for user in tidy.loc[unmapped & fine, "sourceUser"]]
+    tidy.loc[unmapped, "error"] = [targets[user][1] for user in tidy.loc[unmapped, "sourceUser"]]
 
 
 def count_rows(path: str | Path, block: int = 1 << 20) -> int | None:

@@ -3,6 +3,10 @@
     bulkphone run jobs/tenant-migration.toml           # dry run: writes the plan
     bulkphone run jobs/tenant-migration.toml --apply   # applies it
 
+A job with a [source] table is a tenant-to-tenant migration: it exports the source tenant's
+numbers first ([source] is that tenant's sign-in; read permission is enough), maps the users
+([mapping]), then plans or applies them in the tenant of [connection].
+
 Paths are relative to the job file. Secrets are never in a job file: name the environment
 variables that hold them (`secret_env`, `certificate_password_env`). Unknown keys and wrong
 types are errors that name the key and its line.
@@ -15,12 +19,12 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .auth import AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings
+from .auth import ACCESS_TOKEN_ENV, AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings
 from .clouds import CLOUDS
 from .errors import InputError
 from .model import Mode
 
-__all__ = ["Job", "load_job"]
+__all__ = ["Job", "Source", "load_job"]
 
 
 @dataclass(frozen=True)
@@ -30,15 +34,7 @@ class _Key:
     path: bool = False
 
 
-_SCHEMA: dict[str, dict[str, _Key]] = {
-    "job": {"name": _Key(str), "description": _Key(str)},
-    "input": {
-        "file": _Key(str, path=True),
-        "users": _Key(str, path=True),
-        "default_region": _Key(str),
-        "mode": _Key(str, tuple(m.value for m in Mode)),
-    },
-    "connection": {
+_CONNECTION: dict[str, _Key] = {
         "cloud": _Key(str, tuple(CLOUDS)),
         "graph_url": _Key(str),
         "authority_url": _Key(str),
@@ -51,7 +47,19 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "federated_token_file": _Key(str, path=True),
         "secret_env": _Key(str),
         "certificate_password_env": _Key(str),
+        "token_env": _Key(str),
+}
+_SCHEMA: dict[str, dict[str, _Key]] = {
+    "job": {"name": _Key(str), "description": _Key(str)},
+    "input": {
+        "file": _Key(str, path=True),
+        "users": _Key(str, path=True),
+        "default_region": _Key(str),
+        "mode": _Key(str, tuple(m.value for m in Mode)),
     },
+    "connection": _CONNECTION,
+    "source": {**_CONNECTION, "users": _Key(str, path=True), "include_empty": _Key(bool)},
+    "mapping": {"file": _Key(str, path=True), "upn_domains": _Key(list)},
     "limits": {
         "max_writes_per_second": _Key((int, float)),
         "max_concurrency": _Key(int),
@@ -62,6 +70,20 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
     "report": {"folder": _Key(str, path=True)},
 }
 _SECRET_WORDS = re.compile(r"secret$|password$|token$|key$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The tenant a migration job exports from."""
+
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    cloud: str = "global"
+    graph_url: str | None = None
+    secret_env: str = CLIENT_SECRET_ENV
+    certificate_password_env: str = CERTIFICATE_PASSWORD_ENV
+    token_env: str = ACCESS_TOKEN_ENV
+    users: Path | None = None  # None: every user of the tenant
+    include_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +100,10 @@ class Job:
     auth: AuthSettings = field(default_factory=AuthSettings)
     secret_env: str = CLIENT_SECRET_ENV
     certificate_password_env: str = CERTIFICATE_PASSWORD_ENV
+    token_env: str = ACCESS_TOKEN_ENV
+    source: Source | None = None
+    map_file: Path | None = None
+    upn_domains: tuple[str, ...] = ()
     max_writes_per_second: float = 15.0
     max_concurrency: int = 16
     max_update_percent: float = 30.0
@@ -95,36 +121,53 @@ def load_job(path: str | Path) -> Job:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc}). Fix: check the quoting and brackets on that line.") from None
-    values: dict[str, object] = {}
+    tables: dict[str, dict[str, object]] = {}
     for table, entries in data.items():
         where = _line(text, None, table)
         if table not in _SCHEMA:
             raise InputError(f"{path}, line {where}: unknown table [{table}]. Known: {', '.join(_SCHEMA)}.")
         if not isinstance(entries, dict):
             raise InputError(f"{path}, line {where}: {table} must be a table ([{table}]).")
-        for key, value in entries.items():
-            values[key] = _check(path, text, table, key, value)
-    if "file" not in values:
-        raise InputError(f"{path}: [input] needs file = \"...\" (the CSV or .xlsx to apply).")
-    base = path.parent
-    resolved = {k: (base / v) if _SCHEMA_PATHS.get(k) and isinstance(v, str) else v for k, v in values.items()}
-    auth = AuthSettings(**{
-        f.name: str(resolved[key]) if isinstance(resolved[key], Path) else resolved[key]
-        for f in fields(AuthSettings)
-        if (key := _AUTH_KEYS.get(f.name, f.name)) in resolved
-    })
-    job_values = {name: resolved[name] for name in (f.name for f in fields(Job)) if name in resolved}
+        base = path.parent
+        tables[table] = {
+            key: base / value if _SCHEMA[table][key].path else value
+            for key, value in ((key, _check(path, text, table, key, value)) for key, value in entries.items())
+        }
+    values = {key: value for table in ("job", "input", "connection", "limits", "report") for key, value in tables.get(table, {}).items()}
+    source = _source(tables["source"]) if "source" in tables else None
+    if "file" not in values and source is None:
+        raise InputError(f"{path}: [input] needs file = \"...\" (the CSV or .xlsx to apply), or a [source] tenant to export from.")
+    mapping = tables.get("mapping", {})
+    domains = mapping.get("upn_domains", [])
+    if not all(isinstance(rule, str) for rule in domains):
+        raise InputError(f"{path}, line {_line(text, 'mapping', 'upn_domains')}: [mapping] upn_domains must be a list of \"old=new\" strings.")
+    report_folder = values.get("folder") or path.parent / "reports" / path.stem
+    job_values = {name: values[name] for name in (f.name for f in fields(Job)) if name in values}
     return Job(
         path=path,
         name=str(values.get("name") or path.stem),
-        file=resolved["file"],
-        report_folder=resolved.get("folder") or base / "reports" / path.stem,
-        auth=auth,
-        **{k: v for k, v in job_values.items() if k not in ("file", "name", "auth")},
+        file=values.get("file") or report_folder / "source.csv",
+        report_folder=report_folder,
+        auth=_auth(values),
+        source=source,
+        map_file=mapping.get("file"),
+        upn_domains=tuple(domains),
+        **{k: v for k, v in job_values.items() if k not in ("file", "name", "auth", "source")},
     )
 
 
-_SCHEMA_PATHS = {key: spec.path for table in _SCHEMA.values() for key, spec in table.items()}
+def _auth(values: dict) -> AuthSettings:
+    return AuthSettings(**{
+        f.name: str(values[key]) if isinstance(values[key], Path) else values[key]
+        for f in fields(AuthSettings)
+        if (key := _AUTH_KEYS.get(f.name, f.name)) in values
+    })
+
+
+def _source(values: dict) -> Source:
+    return Source(auth=_auth(values), **{f.name: values[f.name] for f in fields(Source) if f.name in values and f.name != "auth"})
+
+
 _AUTH_KEYS = {"mode": "auth"}
 
 

@@ -29,7 +29,9 @@ from .errors import ForbiddenError, GraphError, InputError, NotFoundError
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED, Progress, RunResult, execute
 from .graph import Counters, GraphClient
 from .ingest import iter_input, read_users
-from .journal import Journal, run_key
+from .export import ExportResult, export_users
+from .journal import ExportJournal, Journal, run_key
+from .mapping import IdentityMap
 from .model import Mode, PhoneType
 from .normalize import Normalizer, normalize_region
 from .parallel import map_in_order
@@ -46,6 +48,8 @@ __all__ = [
     "check",
     "check_async",
     "connect",
+    "export",
+    "export_async",
     "load_cells",
     "normalize_file",
     "plan",
@@ -111,11 +115,16 @@ def connect(
     )
 
 
-def load_cells(source: str | Path, *, users: Users = None, default_region: str | None = None) -> list[Cell]:
-    """Read and normalise an input file: one Cell per (input row, phone type)."""
+def load_cells(
+    source: str | Path, *, users: Users = None, default_region: str | None = None, identity: IdentityMap | None = None
+) -> list[Cell]:
+    """Read and normalise an input file: one Cell per (input row, phone type).
+
+    With an identity map each source user becomes its target user (see bulkphone.mapping)."""
     known_users, region_default = _defaults(users, default_region)
     work = functools.partial(_chunk_fields, known_users, region_default)
-    return [Cell(*fields) for chunk in map_in_order(work, iter_input(source, CHUNK_ROWS)) for fields in chunk]
+    frames = iter_input(source, CHUNK_ROWS, identity)
+    return [Cell(*fields) for chunk in map_in_order(work, frames) for fields in chunk]
 
 
 def normalize_file(
@@ -127,6 +136,7 @@ def normalize_file(
     progress: Callable[[int], None] | None = None,
     chunk_rows: int = CHUNK_ROWS,
     processes: int | None = None,
+    identity: IdentityMap | None = None,
 ) -> Counter:
     """Normalise a file of any size into the normalize report, a chunk at a time, on every core.
 
@@ -135,7 +145,7 @@ def normalize_file(
     statuses: Counter = Counter()
     work = functools.partial(_normalize_chunk, known_users, region_default)
     with report.new_report(report_path, report.NORMALIZE_COLUMNS) as handle:
-        for rows_done, text, counts in map_in_order(work, iter_input(source, chunk_rows), processes=processes):
+        for rows_done, text, counts in map_in_order(work, iter_input(source, chunk_rows, identity), processes=processes):
             handle.write(text)
             statuses.update(counts)
             if progress is not None:
@@ -190,11 +200,12 @@ async def plan_async(
     default_region: str | None = None,
     mode: Mode | str = Mode.UPSERT,
     check_first: bool = False,
+    identity: IdentityMap | None = None,
 ) -> Plan:
     async with connection.open() as client:
         return await _plan(
             client, source, users=users, default_region=default_region, mode=mode,
-            check=(connection.token, False) if check_first else None,
+            check=(connection.token, False) if check_first else None, identity=identity,
         )
 
 
@@ -229,6 +240,7 @@ async def apply_async(
     limits: SafetyLimits | None = None,
     verify_unchanged: bool = False,
     changed_only: bool = False,
+    identity: IdentityMap | None = None,
 ) -> RunResult:
     """Carry out a plan, or plan the input first and carry that out.
 
@@ -244,7 +256,7 @@ async def apply_async(
     async with connection.open() as client:
         resumed = run_id = None
         if journal is not None:
-            key = _run_key(plan_or_source, users, default_region, mode, connection.graph_url)
+            key = _run_key(plan_or_source, users, default_region, mode, connection.graph_url, identity)
             resumed = journal.resume(key)
         check = (connection.token, True) if check_first else None
         if resumed is not None:
@@ -254,7 +266,7 @@ async def apply_async(
         else:
             the_plan = await _plan(
                 client, plan_or_source, users=users, default_region=default_region, mode=mode, check=check,
-                verified=journal.verified() if changed_only else None,
+                verified=journal.verified() if changed_only else None, identity=identity,
             )
             check = None
         if check is not None:
@@ -288,8 +300,8 @@ def apply(plan_or_source: Plan | str | Path, *, connection: Connection, **option
     return run_sync(apply_async(plan_or_source, connection=connection, **options))
 
 
-async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, check=None, verified=None) -> Plan:
-    cells = load_cells(source, users=users, default_region=default_region)
+async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, check=None, verified=None, identity=None) -> Plan:
+    cells = load_cells(source, users=users, default_region=default_region, identity=identity)
     if verified is not None:
         cells = _mark_unchanged(cells, verified, Mode(mode))
     wanted = [cell.user for cell in cells if not cell.error and not cell.excluded and not cell.unchanged]
@@ -323,11 +335,12 @@ def _mark_unchanged(cells: list[Cell], verified: dict[tuple[str, str], str], mod
     return marked
 
 
-def _run_key(plan_or_source, users: Users, default_region, mode, graph_url: str) -> str:
+def _run_key(plan_or_source, users: Users, default_region, mode, graph_url: str, identity: IdentityMap | None = None) -> str:
     if isinstance(plan_or_source, Plan):
         return run_key("plan", *(json.dumps(item.__dict__, default=str) for item in plan_or_source.items))
     users_part = _content(users) if isinstance(users, (str, Path)) else json.dumps(users, sort_keys=True)
-    return run_key("input", _content(plan_or_source), users_part, default_region, str(mode), graph_url)
+    mapping = identity.describe() if identity is not None else None
+    return run_key("input", _content(plan_or_source), users_part, default_region, str(mode), graph_url, mapping)
 
 
 def _content(path: str | Path) -> bytes:
@@ -335,6 +348,33 @@ def _content(path: str | Path) -> bytes:
         return Path(path).read_bytes()
     except OSError:
         return b""  # planning reports the unreadable file, with its fix
+
+
+async def export_async(
+    connection: Connection,
+    *,
+    journal: Journal,
+    users: str | Path | list[str] | None = None,
+    page_size: int = 999,
+    progress: Callable[[int, int | None], None] | None = None,
+    stop: asyncio.Event | None = None,
+    check_first: bool = False,
+) -> ExportResult:
+    """Every listed user's current phone methods: the users of a users file (or a list), or with
+    `users=None` every user of the tenant. The journal makes a killed export resume."""
+    user_list = list(read_users(users)) if isinstance(users, (str, Path)) else users
+    key = run_key("export", connection.graph_url, json.dumps(sorted(user_list)) if user_list is not None else "all")
+    async with connection.open() as client:
+        if check_first:
+            await preflight(connection.token, client, write=False)
+        return await export_users(client, ExportJournal(journal), key, users=user_list, page_size=page_size,
+                                  progress=progress, stop=stop)
+
+
+def export(connection: Connection, **options) -> ExportResult:
+    """Export current phone methods (see export_async); write them with report.write_csv(
+    [row.csv_row() for row in result.exported()], path, EXPORT_COLUMNS)."""
+    return run_sync(export_async(connection, **options))
 
 
 def run_sync(awaitable: Awaitable[T]) -> T:
