@@ -21,6 +21,14 @@ def test_shipped_examples_load_and_point_at_real_files(name):
     assert job.auth.tenant_id and job.auth.client_id
 
 
+def test_the_migration_example_exports_from_one_tenant_and_maps_into_another():
+    job = load_job(ROOT / "jobs" / "tenant-to-tenant.toml")
+    assert job.source is not None and job.source.auth.tenant_id != job.auth.tenant_id
+    assert job.source.secret_env == "FABRIKAM_CLIENT_SECRET" and job.secret_env == "CONTOSO_CLIENT_SECRET"
+    assert job.map_file.exists() and job.upn_domains == ("fabrikam.com=contoso.com",)
+    assert job.file == job.report_folder / "source.csv"  # the export is the run's input
+
+
 def write_job(tmp_path, text):
     path = tmp_path / "job.toml"
     path.write_text(text)
@@ -38,6 +46,9 @@ def write_job(tmp_path, text):
         ('[input]\nfile = "a.csv"\n[connection]\nclient_secret = "hunter2"\n', "line 4: [connection] client_secret: never put secrets in a job file"),
         ('[input]\nusers = "u.csv"\n', "[input] needs file ="),
         ('[input\nfile = "a.csv"\n', "not valid TOML"),
+        ('[source]\nauth = "token"\n[mapping]\nupn_domains = "a.com=b.com"\n', "line 4: [mapping] upn_domains must be list, not str"),
+        ('[source]\nauth = "token"\n[mapping]\nupn_domains = [1]\n', "line 4: [mapping] upn_domains must be a list of \"old=new\" strings"),
+        ('[source]\npassword = "x"\n', "line 2: [source] password: never put secrets in a job file"),
         ('[connection]\nauth = "kerberos"\n[input]\nfile = "a.csv"\n', "line 2: [connection] auth = 'kerberos': use one of secret"),
     ],
 )
