@@ -244,3 +244,15 @@ def test_map_files_and_domain_rules_are_checked(tmp_path, write_file):
     assert both.target("Ann@Fabrikam.com") == ("annie@contoso.com", "")
     assert both.target("bob@fabrikam.com") == ("bob@contoso.com", "")
     assert both.target("eve@other.com")[1].endswith("or an --upn-domain rule for other.com")
+
+
+def test_listing_every_user_without_directory_permission_says_which_permission(tmp_path):
+    source = source_tenant(3)
+    source.tokens[APP_TOKEN] = Principal(frozenset({"UserAuthenticationMethod.Read.All"}))
+    with serve(source) as url:
+        result = run("export", "--all", "--report", tmp_path / "export.csv", "--graph-url", url)
+        by_list = run("export", "--users", tmp_path / "users.csv", "--report", tmp_path / "listed.csv", "--graph-url", url)
+    assert result.exit_code == 2
+    assert "listing the tenant's users was refused" in result.output and "User.Read.All" in result.output
+    assert "export a list of users with --users" in result.output
+    assert by_list.exit_code == 2 and "users.csv: file not found" in by_list.output

@@ -17,6 +17,7 @@ import re
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -140,6 +141,7 @@ class SimTenant:
         self._random = random.Random(self.faults.seed)
         self._forced: list[tuple[str, str | None]] = []
         self._lock = threading.RLock()
+        self._mobiles: Counter[str] | None = None  # digits of every mobile, while one request is answered
         window = self.faults.window_seconds
         self._write_bucket = _Bucket(self.faults.writes_per_second, window, self.clock) if self.faults.writes_per_second else None
         self._read_bucket = _Bucket(self.faults.reads_per_second, window, self.clock) if self.faults.reads_per_second else None
@@ -177,6 +179,7 @@ class SimTenant:
         Latency (`faults.latency`) is the transport's to add, so no lock is held while waiting.
         """
         with self._lock:
+            self._mobiles = None  # tests may change users between requests
             response = self._handle(method.upper(), path, headers, body, origin)
             self.requests.append((method.upper(), path, response.drop or response.status))
             return response
@@ -340,6 +343,7 @@ class SimTenant:
         if phone_type == "alternateMobile" and "mobile" not in user.methods:
             return _error(400, "badRequest", "An alternateMobile phone can only be added when the user has a mobile phone.")
         user.methods[phone_type] = payload["phoneNumber"]
+        self._mobiles = None
         user.sms_states[phone_type] = self._sms_state(user, phone_type)
         self._record("create", user, phone_type, payload["phoneNumber"])
         return SimResponse(201, self._method_json(user, phone_type, None))
@@ -351,6 +355,7 @@ class SimTenant:
         if payload["phoneType"] != phone_type:
             return _error(400, "badRequest", "phoneType can't be changed; create the new type and delete the old one.")
         user.methods[phone_type] = payload["phoneNumber"]
+        self._mobiles = None
         user.sms_states[phone_type] = self._sms_state(user, phone_type)
         self._record("update", user, phone_type, payload["phoneNumber"])
         if version == "beta":
@@ -363,6 +368,7 @@ class SimTenant:
         if phone_type == "mobile" and "alternateMobile" in user.methods:
             return _error(400, "badRequest", "The mobile phone can't be deleted while an alternateMobile phone exists.")
         number = user.methods.pop(phone_type)
+        self._mobiles = None
         user.sms_states.pop(phone_type, None)
         self._record("delete", user, phone_type, number)
         return SimResponse(204)
@@ -381,11 +387,9 @@ class SimTenant:
     def _sms_state(self, user: SimUser, phone_type: str) -> str:
         if phone_type != "mobile":
             return "notSupported"
-        digits = _digits(user.methods.get("mobile", ""))
-        for other in self.users.values():
-            if other is not user and _digits(other.methods.get("mobile", "")) == digits:
-                return "phoneNumberNotUnique"
-        return "notEnabled"
+        if self._mobiles is None:  # counted once per request: a big tenant's batch stays cheap
+            self._mobiles = Counter(_digits(other.methods.get("mobile", "")) for other in self.users.values())
+        return "phoneNumberNotUnique" if self._mobiles[_digits(user.methods.get("mobile", ""))] > 1 else "notEnabled"
 
     def _method_json(self, user: SimUser, phone_type: str, principal: Principal | None) -> dict:
         number = user.methods[phone_type]
