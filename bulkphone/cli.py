@@ -182,10 +182,11 @@ def check(source, probe_user, write, **options) -> int:
 @_handled
 def plan(source, report_path, default_region, users, map_file, upn_domains, mode, **options) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
+    identity = load_identity_map(map_file, upn_domains)
     settings = _settings(source=source, users=users, default_region=default_region, mode=mode, map=map_file,
                          upn_domain=" ".join(upn_domains), **options)
     return _plan_run(_connection(options), source, report_path, users=users, default_region=default_region, mode=mode,
-                     settings=settings, identity=load_identity_map(map_file, upn_domains))
+                     settings=settings, identity=identity)
 
 
 def _plan_run(connection, source, report_path: Path, *, users, default_region, mode, settings, identity=None) -> int:
@@ -229,9 +230,10 @@ def apply(source, report_path, default_region, users, map_file, upn_domains, mod
                          max_changes=max_changes, **options)
     limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
     journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
+    identity = load_identity_map(map_file, upn_domains)
     return _apply_run(_connection(options), target, report_path, journal_path, users=users,
                       default_region=default_region, mode=mode, limits=limits, settings=settings, changed_only=changed_only,
-                      identity=load_identity_map(map_file, upn_domains))
+                      identity=identity)
 
 
 def _apply_run(connection, target, report_path: Path, journal_path: Path, *, users, default_region, mode, limits, settings,

@@ -22,7 +22,7 @@ __all__ = ["IdentityMap", "load_identity_map"]
 class IdentityMap:
     users: Mapping[str, str] = field(default_factory=dict)  # lower-cased source user -> target ("" = nobody)
     domains: Mapping[str, str] = field(default_factory=dict)  # lower-cased old domain -> new domain
-    source: str = "the map file"  # named in messages
+    source: str = ""  # the map file, named in messages
 
     def target(self, user: str) -> tuple[str, str]:
         """(target user, "") or ("", why there is none)."""
@@ -34,8 +34,9 @@ class IdentityMap:
         local, at, domain = user.strip().rpartition("@")
         if at and domain.lower() in self.domains:
             return f"{local}@{self.domains[domain.lower()]}", ""
-        rules = " or an --upn-domain rule" if not self.domains else f" or an --upn-domain rule for {domain or 'its domain'}"
-        return "", f"no target user for {user}: add it to {self.source}{rules}"
+        rule = f"an --upn-domain rule for {domain}" if at and domain else "an --upn-domain rule"
+        fix = f"add it to {self.source} or {rule}" if self.source else f"add {rule}, or map it in a --map file"
+        return "", f"no target user for {user}: {fix}"
 
     def describe(self) -> str:
         """What the mapping is, for run keys and summaries."""
@@ -55,7 +56,7 @@ def load_identity_map(map_file: str | Path | None = None, upn_domains: Iterable[
             raise InputError(f"--upn-domain {rule!r}: write it as old.example=new.example")
         domains[old] = new
     users = _read_map(Path(map_file)) if map_file is not None else {}
-    return IdentityMap(users=users, domains=domains, source=str(map_file) if map_file is not None else "the map file")
+    return IdentityMap(users=users, domains=domains, source=str(map_file) if map_file is not None else "")
 
 
 def _read_map(path: Path) -> dict[str, str]:
