@@ -120,6 +120,7 @@ async def _list_tenant(client: GraphClient, journal: ExportJournal, state: Expor
                 f"listing the tenant's users was refused ({exc.message}). Fix: grant the app User.Read.All as an "
                 "application permission with admin consent, or export a list of users with --users"
             ) from None
+        # id and UPN together, so reading them back needs no lookup
         journal.listed(state, [f"{user.id}\t{user.upn}" for user in page], link)
         if progress is not None:
             progress(0, None if link else len(state.users))

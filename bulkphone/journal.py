@@ -171,8 +171,8 @@ class Journal:
 
 @dataclasses.dataclass
 class ExportProgress:
-    """How far an unfinished export got: the users listed so far, where listing goes on, and
-    each user read so far (seq -> the exported row as JSON)."""
+    """How far an unfinished export got: the users listed so far (as the export names them),
+    where listing goes on, and each user read so far (seq -> the exported row as JSON)."""
 
     export_id: int
     users: list[str]

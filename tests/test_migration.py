@@ -259,3 +259,15 @@ def test_listing_every_user_without_directory_permission_says_which_permission(t
     assert "listing the tenant's users was refused" in result.output and "User.Read.All" in result.output
     assert "export a list of users with --users" in result.output
     assert by_list.exit_code == 2 and "users.csv: file not found" in by_list.output
+
+
+def test_export_rides_out_throttling_and_server_errors(tmp_path, clock):
+    from bulkphone.sim import Faults
+
+    source = source_tenant(400, clock=clock, faults=Faults(error_429=0.05, error_503=0.05, error_500=0.02, seed=3))
+    connection = make_connection(source, clock)
+    with bulkphone.Journal(tmp_path / "j.sqlite") as journal:
+        result = bulkphone.export(connection, journal=journal, page_size=100)
+    assert source.injected["429"] and source.injected["503"] and source.injected["500"]
+    assert exported_state([row.csv_row() for row in result.exported(include_empty=True)]) == source.state()
+    assert result.counts()["not exported"] == 0
