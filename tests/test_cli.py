@@ -247,3 +247,17 @@ def test_check_probes_the_first_user_of_the_input(runner, server, write_file):
     assert result.exit_code == 0, result.output
     assert f"read {ANN}'s phone methods" in result.output and "opaque token" in result.output
     assert tenant.writes == []
+
+
+def test_plan_reads_a_big_input_in_chunks_on_every_core_with_the_same_cells(write_file, tmp_path, monkeypatch):
+    from bulkphone import pipeline
+
+    lines = "".join(f"user{i}@fabrikam.com,425 555 {i:04d},{'+44 20 7946 0' + str(i % 1000).zfill(3) if i % 2 else ''}\n" for i in range(40))
+    source = write_file("in.csv", "user,mobile,office\n" + lines)
+    identity = pipeline.IdentityMap(domains={"fabrikam.com": "contoso.com"})
+    whole = pipeline.load_cells(source, default_region="US", identity=identity)
+    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 7)
+    chunked = pipeline.load_cells(source, default_region="US", identity=identity)
+    assert chunked == whole and len(whole) == 80
+    assert whole[0].user == "user0@contoso.com" and whole[0].source_user == "user0@fabrikam.com"
+    assert whole[0].number == "+1 4255550000" and whole[3].number == "+44 2079460001"
