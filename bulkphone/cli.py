@@ -229,7 +229,7 @@ def apply(source, report_path, default_region, users, map_file, upn_domains, mod
                          max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
                          max_changes=max_changes, **options)
     limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
-    journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
+    journal_path = journal_path or _journal_beside(report_path)
     identity = load_identity_map(map_file, upn_domains)
     return _apply_run(_connection(options), target, report_path, journal_path, users=users,
                       default_region=default_region, mode=mode, limits=limits, settings=settings, changed_only=changed_only,
@@ -282,11 +282,11 @@ def export(report_path, users, all_users, include_empty, journal_path, **options
     apply take as it is (e.g. to carry them to another tenant). Never writes to Graph."""
     if (users is None) == (not all_users):
         raise click.UsageError("give --users USERS.csv to export those users, or --all for every user of the tenant")
-    connection = _connection(options)
     settings = _settings(users=users, all=all_users, include_empty=include_empty, **options)
+    connection = _connection(options)
     event("run.start", command="export", settings=settings)
-    journal_path = journal_path or report_path.with_name(report_path.name + ".journal.sqlite")
-    return _export_run(connection, report_path, journal_path, users=users, include_empty=include_empty)
+    return _export_run(connection, report_path, journal_path or _journal_beside(report_path), users=users,
+                       include_empty=include_empty)
 
 
 def _export_run(connection, report_path: Path, journal_path: Path, *, users, include_empty: bool) -> int:
@@ -338,8 +338,7 @@ def run(job_path, do_apply, force, changed_only) -> int:
         reader = _connect(source.auth, source.cloud, source.graph_url, job.max_writes_per_second, job.max_concurrency,
                           _job_environ(source.secret_env, source.certificate_password_env, source.token_env))
         event("run.start", command="export", settings=settings)
-        _export_run(reader, job.file, job.file.with_name(job.file.name + ".journal.sqlite"),
-                    users=source.users, include_empty=source.include_empty)
+        _export_run(reader, job.file, _journal_beside(job.file), users=source.users, include_empty=source.include_empty)
         # Scheduled re-runs during the migration window write only what changed in the source.
         changed_only = True
     options = {"users": job.users, "default_region": job.default_region, "mode": job.mode, "settings": settings,
@@ -348,8 +347,13 @@ def run(job_path, do_apply, force, changed_only) -> int:
         return _plan_run(connection, job.file, job.report_folder / "plan.csv", **options)
     limits = None if force else SafetyLimits(job.max_update_percent / 100, job.max_delete_percent / 100, job.max_changes)
     report_path = job.report_folder / "results.csv"
-    return _apply_run(connection, job.file, report_path, report_path.with_name("results.csv.journal.sqlite"),
+    return _apply_run(connection, job.file, report_path, _journal_beside(report_path),
                       limits=limits, changed_only=changed_only, **options)
+
+
+def _journal_beside(report_path: Path) -> Path:
+    """The default journal of a run: next to its report (results.csv -> results.csv.journal.sqlite)."""
+    return report_path.with_name(report_path.name + ".journal.sqlite")
 
 
 def _job_environ(secret_env: str, certificate_password_env: str, token_env: str) -> dict[str, str]:

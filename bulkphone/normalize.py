@@ -27,12 +27,6 @@ INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 NO_REGION = "no region: add a region column or --default-region"
 
 _TYPE_NAMES = {value: name.lower() for name, value in vars(PhoneNumberType).items() if name.isupper()}
-_MOBILE_CAPABLE = {
-    PhoneNumberType.MOBILE,
-    PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    PhoneNumberType.PAGER,
-    PhoneNumberType.UNKNOWN,
-}
 
 
 class Normalized(NamedTuple):
@@ -47,10 +41,6 @@ class Normalized(NamedTuple):
     @property
     def blank(self) -> bool:
         return not self.number and not self.error
-
-    @property
-    def can_receive_sms(self) -> bool:
-        return self.number_type in {t.name.lower() for t in _MOBILE_CAPABLE}
 
 
 def normalize_region(value: str | None) -> tuple[str, str]:

@@ -162,7 +162,8 @@ def _normalize_chunk(known_users, region_default: str, frame: pd.DataFrame) -> t
     """One chunk's report text and status counts (runs in a worker process)."""
     rows = [report.normalize_row(*fields) for fields in _cell_fields(frame, known_users, region_default, Normalizer())]
     last_row = int(frame["row"].iloc[-1]) - 1 if len(frame) else 0
-    return last_row, report.csv_text(rows), Counter(row[report.NORMALIZE_COLUMNS.index("status")] for row in rows)
+    status = report.NORMALIZE_COLUMNS.index("status")
+    return last_row, report.csv_text(rows), Counter(row[status] for row in rows)
 
 
 def _defaults(users: Users, default_region: str | None) -> tuple[dict[str, str] | None, str]:
