@@ -2,6 +2,7 @@
 
     BulkphoneError
     ├── InputError            a file or option the user must fix
+    │   └── JournalInUseError another run holds the journal (one run per journal at a time)
     ├── PreflightError        the sign-in can't do this run (missing permission, masked numbers)
     ├── UnsafePlanError       the plan changes more than the safety limits allow (needs --force)
     └── GraphError            Graph answered with an error, or did not answer
@@ -23,6 +24,7 @@ __all__ = [
     "ForbiddenError",
     "GraphError",
     "InputError",
+    "JournalInUseError",
     "NotFoundError",
     "PermanentError",
     "PreflightError",
@@ -38,6 +40,10 @@ class BulkphoneError(Exception):
 
 class InputError(BulkphoneError):
     """Input the user must fix; the message names the file, the problem and the fix."""
+
+
+class JournalInUseError(InputError):
+    """Another run (named in the message) is using the journal; two runs at once would write twice."""
 
 
 class PreflightError(BulkphoneError):

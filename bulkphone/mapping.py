@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 
 from .errors import InputError
 from .ingest import read_table
+from .text import clip
 
 __all__ = ["IdentityMap", "load_identity_map"]
 
@@ -61,14 +62,15 @@ def load_identity_map(map_file: str | Path | None = None, upn_domains: Iterable[
 
 def _read_map(path: Path) -> dict[str, str]:
     table = read_table(path)
-    names = {name.strip().lower(): name for name in table.columns}
+    names = {name.strip().lower(): position for position, name in enumerate(table.header)}
     if "sourceuser" not in names or "targetuser" not in names:
         raise InputError(
-            f"{path}: a map file needs the columns sourceUser and targetUser (found: {', '.join(table.columns) or 'none'}). "
+            f"{path}: a map file needs the columns sourceUser and targetUser (found: {clip(', '.join(table.header), 200) or 'none'}). "
             "Fix: name the columns sourceUser,targetUser."
         )
     users: dict[str, str] = {}
-    for line, (source, target) in enumerate(zip(table[names["sourceuser"]], table[names["targetuser"]]), start=2):
+    frame = table.frame
+    for line, source, target in zip(frame.index, frame[names["sourceuser"]], frame[names["targetuser"]]):
         key = source.strip().lower()
         if not key:
             continue

@@ -12,7 +12,16 @@ from phonenumbers import NumberParseException, PhoneNumberType
 
 from .numbering import classify, national_number
 
-__all__ = ["Normalized", "Normalizer", "canonical", "is_masked", "normalize_number", "normalize_region"]
+__all__ = [
+    "PLACEHOLDER_WORDS",
+    "Normalized",
+    "Normalizer",
+    "canonical",
+    "is_masked",
+    "normalize_number",
+    "normalize_region",
+    "placeholder",
+]
 
 # Graph's own format: one space after the country code, digits, optional x + extension.
 GRAPH_FORMAT = re.compile(r"^\+(\d{1,3}) (\d+)(?:x(\d+))?$")
@@ -30,17 +39,37 @@ _TYPE_NAMES = {value: name.lower() for name, value in vars(PhoneNumberType).item
 
 
 class Normalized(NamedTuple):
-    """The outcome for one raw value: a number, a reason it has none, or blank. (A tuple: a
+    """The outcome for one raw value: a number, a reason it has none, or no number at all (an
+    empty cell, or a placeholder such as `N/A`, which says so in `placeholder`). (A tuple: a
     big file makes millions of them.)"""
 
     number: str = ""
     region: str = ""
     number_type: str = ""
     error: str = ""
+    placeholder: str = ""  # the placeholder as written ("N/A", "-", "0"), or "" for a number or an empty cell
 
     @property
     def blank(self) -> bool:
         return not self.number and not self.error
+
+
+# Text that stands for "no number": no digits and either no letters at all (`-`, `--`, `.`, `?`)
+# or one of these words once everything but letters is dropped (`N/A` and `#N/A` -> `na`);
+# or only zeros (`0`, `000`); or only invisible characters (zero-width space, BOM).
+PLACEHOLDER_WORDS = frozenset({
+    "na", "nan", "none", "null", "nil", "tbd", "tba", "tbc", "unknown", "notapplicable", "notavailable",
+    "empty", "blank", "missing", "nophone", "nonumber", "notset", "undefined",
+})
+
+
+def placeholder(text: str) -> bool:
+    """Whether a cleaned, non-empty cell is a placeholder for "no number" (see PLACEHOLDER_WORDS)."""
+    letters = "".join(character for character in text.lower() if character.isalpha())
+    digits = "".join(character for character in text if character.isdigit())
+    if digits:
+        return not letters and not digits.strip("0")
+    return not letters or letters in PLACEHOLDER_WORDS
 
 
 def normalize_region(value: str | None) -> tuple[str, str]:
@@ -70,6 +99,8 @@ def canonical(value: str) -> str:
 def normalize_number(raw: str | None, region: str) -> Normalized:
     text = _clean(raw)
     if not text:
+        if raw is not None and str(raw).strip():
+            return Normalized(placeholder=_invisible(str(raw)))
         return Normalized()
     if SCIENTIFIC.match(text):
         return Normalized(
@@ -77,7 +108,13 @@ def normalize_number(raw: str | None, region: str) -> Normalized:
         )
     if text[:4].lower() == "tel:":
         text = text[4:]
-    return (_fast(text, region) if len(text) <= 60 else None) or _full(text, region)
+    # A valid number is never a placeholder, so the common case pays nothing for the check.
+    found = _fast(text, region) if len(text) <= 60 else None
+    if found is not None:
+        return found
+    if placeholder(text):
+        return Normalized(placeholder=text)
+    return _full(text, region)
 
 
 def _full(text: str, region: str) -> Normalized:
@@ -100,10 +137,12 @@ def _clean(raw: str | None) -> str:
     if not text.isascii():
         # NFKC folds full-width digits and the many non-breaking spaces into ASCII.
         text = unicodedata.normalize("NFKC", text).translate(INVISIBLE)
-    text = " ".join(text.split())
-    if text.lower() in {"nan", "none", "null", "n/a", "-"}:
-        return ""
-    return text
+    return " ".join(text.split())
+
+
+def _invisible(raw: str) -> str:
+    """A cell of invisible characters only, named so a person can see it (`U+200B`)."""
+    return " ".join(f"U+{ord(character):04X}" for character in raw.strip()[:8])
 
 
 def _parse_error_reason(exc: NumberParseException, text: str, region: str) -> str:

@@ -35,7 +35,7 @@ from .mapping import IdentityMap
 from .model import Mode, PhoneType
 from .normalize import Normalizer, normalize_region
 from .parallel import map_in_order
-from .planner import Cell, Plan, UserState, build_plan, user_key
+from .planner import Cell, Plan, UserState, build_plan, settle_cells, user_key
 from .preflight import PreflightReport, preflight
 from .retry import RetryPolicy
 from .safety import SafetyLimits, check_safety
@@ -302,9 +302,7 @@ def apply(plan_or_source: Plan | str | Path, *, connection: Connection, **option
 
 
 async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, check=None, verified=None, identity=None) -> Plan:
-    cells = load_cells(source, users=users, default_region=default_region, identity=identity)
-    if verified is not None:
-        cells = _mark_unchanged(cells, verified, Mode(mode))
+    cells = settle_cells(load_cells(source, users=users, default_region=default_region, identity=identity), Mode(mode), verified)
     wanted = [cell.user for cell in cells if not cell.error and not cell.excluded and not cell.unchanged]
     if check is not None:
         token, write = check
@@ -320,20 +318,6 @@ async def _plan(client: GraphClient, source, *, users: Users, default_region, mo
             request_id=exc.request_id,
         ) from exc
     return build_plan(cells, current, Mode(mode))
-
-
-def _mark_unchanged(cells: list[Cell], verified: dict[tuple[str, str], str], mode: Mode) -> list[Cell]:
-    marked = []
-    for cell in cells:
-        if cell.error or cell.excluded:
-            marked.append(cell)
-        elif cell.blank and mode is not Mode.SYNC:
-            marked.append(cell._replace(unchanged="unchanged: blank cell, nothing to do (--changed-only: not read)"))
-        elif verified.get((user_key(cell.user), cell.phone_type)) == cell.number:
-            marked.append(cell._replace(unchanged="unchanged since the last verified run (--changed-only: not read)"))
-        else:
-            marked.append(cell)
-    return marked
 
 
 def _run_key(plan_or_source, users: Users, default_region, mode, graph_url: str, identity: IdentityMap | None = None) -> str:
@@ -390,9 +374,9 @@ def run_sync(awaitable: Awaitable[T]) -> T:
 
 def _cell_fields(
     frame: pd.DataFrame, known_users: dict[str, str] | None, region_default: str, normalizer: Normalizer
-) -> Iterator[tuple[int, str, str, str, str, str, str, str, str, str, str, str, str]]:
+) -> Iterator[tuple[int, str, str, str, str, str, str, str, str, str, str, str, str, str]]:
     """Each cell of the tidy frame as Cell's fields, in order (row, user, phone_type, raw, region,
-    number, number_region, number_type, error, warning, excluded, unchanged, source_user).
+    number, number_region, number_type, error, warning, excluded, unchanged, source_user, placeholder).
 
     Plain tuples from a plain loop: on a million rows, pandas string ops and a dataclass per
     cell cost more than the normalisation itself."""
@@ -402,7 +386,7 @@ def _cell_fields(
         written = written.strip()
         region = sys.intern(written.upper())  # millions of cells, a few hundred regions
         key = user.strip().lower()
-        excluded = number = number_region = number_type = warning = ""
+        excluded = number = number_region = number_type = warning = placeholder = ""
         if known_users is not None and key not in known_users:
             excluded = "" if error else "not in the users file: left out of this run"
             region = written
@@ -414,7 +398,8 @@ def _cell_fields(
         else:
             region = region or user_regions.get(key, "") or region_default
             result = normalizer(raw, region)
-            number, number_region, number_type, error = result
+            number, number_region, number_type, error, placeholder = result
             if number and number_type in _CANT_SMS and phone_type != PhoneType.OFFICE.value:
                 warning = f"{number_type.replace('_', ' ')} number in {phone_type}: it can't receive SMS codes"
-        yield row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded, "", source_user
+        yield (row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded, "",
+               source_user, placeholder)

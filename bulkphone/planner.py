@@ -16,7 +16,7 @@ from typing import Iterable, Mapping, NamedTuple
 from .model import Action, Mode, PhoneMethod, PhoneType, Status
 from .normalize import canonical, is_masked
 
-__all__ = ["Cell", "Plan", "PlanItem", "UserState", "build_plan", "user_key"]
+__all__ = ["Cell", "Plan", "PlanItem", "UserState", "build_plan", "placeholder_note", "settle_cells", "user_key"]
 
 MASKED_REASON = (
     "current number {current} is masked, so it can't be compared: sign in with an application "
@@ -25,6 +25,11 @@ MASKED_REASON = (
 ALTERNATE_NEEDS_MOBILE = "alternateMobile needs a mobile (Graph rule): give this user a mobile number too"
 MOBILE_KEEPS_ALTERNATE = (
     "can't delete mobile while alternateMobile stays (Graph rule): clear alternateMobile too, or keep the mobile"
+)
+PLACEHOLDER_IN_SYNC = "placeholder {placeholder!r} in sync mode: leave the cell empty to delete, or fill in a number"
+EMPTY_AND_FILLED = (
+    "conflict: rows {rows} leave this user's {phone_type} empty on one row and fill it in on another, "
+    "so nothing is set or deleted: keep one row"
 )
 
 _CREATE_ORDER = [PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE]
@@ -53,9 +58,11 @@ class Cell(NamedTuple):
     excluded: str = ""  # why the run leaves this row out on purpose (e.g. not in the users file)
     unchanged: str = ""  # why this row needs no look at Graph (same as last verified, --changed-only)
     source_user: str = ""  # the user the input names, when an identity map made `user` someone else
+    placeholder: str = ""  # a placeholder for "no number" as written (`N/A`, `-`, `0`): see normalize.placeholder
 
     @property
     def blank(self) -> bool:
+        """No number and nothing wrong: an empty cell, or a placeholder."""
         return not self.number and not self.error
 
 
@@ -123,8 +130,52 @@ class Plan:
         return sum(1 for item in self.items if item.action.writes)
 
 
+def placeholder_note(placeholder: str) -> str:
+    return f"placeholder {placeholder!r}: read as no number (in sync mode a row to fix: leave the cell empty to delete)"
+
+
+def settle_cells(cells: Iterable[Cell], mode: Mode, verified: Mapping[tuple[str, str], str] | None = None) -> list[Cell]:
+    """The cells as the plan reads them, decided before anything is read from Graph.
+
+    Only an empty cell asks for a delete, so nothing ambiguous may reach the plan as one: in sync
+    mode a placeholder (`N/A`, `-`, `0`) is a row to fix, and a user and type that one row leaves
+    empty while another fills in (with a number, an invalid value, a garbled row) is a conflict
+    on all those rows, in every mode. With `verified` (--changed-only: the numbers the journal
+    last verified), cells that ask for what is already there are marked unchanged, not read."""
+    settled = [
+        cell._replace(error=PLACEHOLDER_IN_SYNC.format(placeholder=cell.placeholder))
+        if mode is Mode.SYNC and cell.placeholder and not cell.error
+        else cell
+        for cell in cells
+    ]
+    targets: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, cell in enumerate(settled):
+        if cell.user and not cell.excluded and not cell.unchanged:
+            targets[(user_key(cell.user), cell.phone_type)].append(index)
+    for (_, phone_type), indexes in targets.items():
+        empty = [i for i in indexes if settled[i].blank]
+        if empty and len(empty) < len(indexes):
+            error = EMPTY_AND_FILLED.format(rows=_rows(settled, indexes), phone_type=phone_type)
+            for i in indexes:
+                if not settled[i].error:
+                    settled[i] = settled[i]._replace(error=error)
+    if verified is not None:
+        settled = [_unchanged(cell, verified, mode) for cell in settled]
+    return settled
+
+
+def _unchanged(cell: Cell, verified: Mapping[tuple[str, str], str], mode: Mode) -> Cell:
+    if cell.error or cell.excluded or cell.unchanged:
+        return cell
+    if cell.blank and mode is not Mode.SYNC:
+        return cell._replace(unchanged="unchanged: blank cell, nothing to do (--changed-only: not read)")
+    if verified.get((user_key(cell.user), cell.phone_type)) == cell.number:
+        return cell._replace(unchanged="unchanged since the last verified run (--changed-only: not read)")
+    return cell
+
+
 def build_plan(cells: Iterable[Cell], current: Mapping[str, UserState], mode: Mode = Mode.UPSERT) -> Plan:
-    cells = list(cells)
+    cells = settle_cells(cells, mode)
     decided: dict[int, PlanItem] = {}
     by_target: dict[tuple[str, str], list[int]] = defaultdict(list)
     for index, cell in enumerate(cells):
@@ -160,26 +211,21 @@ def build_plan(cells: Iterable[Cell], current: Mapping[str, UserState], mode: Mo
 
 
 def _resolve_duplicates(cells: list[Cell], indexes: list[int], decided: dict[int, PlanItem]) -> int | None:
-    """Pick the one cell that speaks for a (user, phoneType); decide the others. None on conflict."""
-    with_number = [i for i in indexes if cells[i].number]
-    numbers = {cells[i].number for i in with_number}
+    """Pick the one cell that speaks for a (user, phoneType) - rows that agree: all empty, or the
+    same number - and decide the others. None when they give different numbers (a conflict)."""
+    numbers = {cells[i].number for i in indexes}
     if len(numbers) > 1:
-        rows = _rows(cells, with_number)
-        for i in with_number:
+        rows = _rows(cells, indexes)
+        for i in indexes:
             decided[i] = _item(
                 cells[i],
                 Action.SKIP,
                 error=f"conflict: rows {rows} give different {cells[i].phone_type} numbers for this user: keep one",
             )
-        for i in indexes:
-            if i not in decided:
-                decided[i] = _item(cells[i], Action.SKIP, note=f"blank; rows {rows} conflict")
         return None
-    primary = with_number[0] if with_number else indexes[0]
-    for i in indexes:
-        if i != primary:
-            why = "blank here" if cells[i].blank and cells[primary].number else "duplicate"
-            decided[i] = _item(cells[i], Action.NOOP, note=f"{why}; row {cells[primary].row} decides this {cells[i].phone_type}")
+    primary = indexes[0]
+    for i in indexes[1:]:
+        decided[i] = _item(cells[i], Action.NOOP, note=f"duplicate; row {cells[primary].row} decides this {cells[i].phone_type}")
     return primary
 
 
@@ -191,6 +237,8 @@ def _decide(cell: Cell, current: PhoneMethod | None, mode: Mode) -> PlanItem:
             if is_masked(current_number):
                 return replace(item, action=Action.SKIP, error=MASKED_REASON.format(current=current_number))
             return replace(item, action=Action.DELETE, note="blank cell in sync mode")
+        if cell.placeholder:
+            return replace(item, note=placeholder_note(cell.placeholder))
         return replace(item, note="blank cell: left as it is" if current else "blank cell")
     if current is None:
         return replace(item, action=Action.CREATE)

@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, TextIO
 
 from .executor import RunResult
 from .model import Status
-from .planner import Plan
+from .planner import Plan, placeholder_note
 
 __all__ = [
     "NORMALIZE_COLUMNS",
@@ -92,17 +92,21 @@ def result_rows(result: RunResult) -> list[dict]:
 
 
 def normalize_row(
-    row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded, unchanged, source_user
+    row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded, unchanged, source_user,
+    placeholder,
 ) -> tuple:
     """One normalize report row, in NORMALIZE_COLUMNS order, from a cell's fields (a tuple:
     a big file has millions of them)."""
+    note = excluded
     if excluded:
         status = Status.SKIPPED.value
     elif error:
         status = "invalid"
     else:
         status = Status.OK.value if number else "blank"
-    return row, user, phone_type, raw, region, number, status, error, warning, excluded, number_region, number_type, source_user
+        if placeholder:
+            note = placeholder_note(placeholder)
+    return row, user, phone_type, raw, region, number, status, error, warning, note, number_region, number_type, source_user
 
 
 def has_problems(rows: Iterable[dict]) -> bool:

@@ -1,7 +1,7 @@
 import pytest
 
 from bulkphone.model import Action, Mode, PhoneMethod, PhoneType
-from bulkphone.planner import ALTERNATE_NEEDS_MOBILE, MOBILE_KEEPS_ALTERNATE, Cell, UserState, build_plan
+from bulkphone.planner import ALTERNATE_NEEDS_MOBILE, MOBILE_KEEPS_ALTERNATE, Cell, UserState, build_plan, settle_cells
 
 ANN = "ann@contoso.com"
 M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE
@@ -76,9 +76,49 @@ def test_same_number_twice_is_one_change_and_one_noop():
     assert "row 2 decides" in plan.items[1].note
 
 
-def test_blank_duplicate_does_not_conflict_with_a_number():
-    plan = build_plan([cell(M, row=2), cell(M, "+1 4255550100", row=3)], {ANN: state()}, Mode.SYNC)
-    assert actions(plan) == [(2, "mobile", Action.NOOP), (3, "mobile", Action.CREATE)]
+SHORT_ROW = "this row has 1 of the header's 3 fields (mobile, office missing): fill in the row"
+CONFLICT = "conflict: rows 2 and 5 leave this user's mobile empty on one row and fill it in on another"
+
+
+@pytest.mark.parametrize(
+    "mode, filled, its_own_error",
+    [(mode, {"number": "+1 4255550100"}, CONFLICT) for mode in Mode]  # a number on one row, an empty cell on another
+    + [(mode, {"error": "too short for US"}, "too short for US") for mode in Mode]  # an invalid value (item 5)
+    + [(mode, {"error": SHORT_ROW}, SHORT_ROW) for mode in Mode]  # a row short of fields
+    + [(Mode.SYNC, {"placeholder": "N/A"}, "placeholder 'N/A' in sync mode")],  # in sync a placeholder is a row to fix
+)
+def test_a_type_one_row_leaves_empty_and_another_fills_is_a_conflict_never_a_delete(mode, filled, its_own_error):
+    cells = [cell(M, row=2), Cell(row=5, user="ANN@contoso.com", phone_type="mobile", raw="x", **filled)]
+    plan = build_plan(cells, {ANN: state(mobile="+1 4255559999")}, mode)
+    assert actions(plan) == [(2, "mobile", Action.SKIP), (5, "mobile", Action.SKIP)]
+    assert plan.items[0].error.startswith(CONFLICT) and "nothing is set or deleted" in plan.items[0].error
+    assert plan.items[1].error.startswith(its_own_error)
+    assert plan.write_count == 0
+
+
+def test_rows_that_agree_on_an_empty_cell_are_one_decision():
+    plan = build_plan([cell(M, row=2), cell(M, row=4)], {ANN: state(mobile="+1 4255550100")}, Mode.SYNC)
+    assert actions(plan) == [(2, "mobile", Action.DELETE), (4, "mobile", Action.NOOP)]
+    assert plan.items[1].note == "duplicate; row 2 decides this mobile"
+
+
+@pytest.mark.parametrize("text", ["-", "--", "N/A", "n/a", "#N/A", "null", "None", "nan", "TBD", "0", "U+200B", "U+FEFF"])
+def test_a_placeholder_never_deletes_in_sync_and_means_no_number_elsewhere(text):
+    existing = {ANN: state(mobile="+1 4255550100")}
+    sync = build_plan([cell(M, placeholder=text)], existing, Mode.SYNC)
+    assert actions(sync) == [(2, "mobile", Action.SKIP)]
+    assert sync.items[0].error == f"placeholder {text!r} in sync mode: leave the cell empty to delete, or fill in a number"
+    for mode in (Mode.UPSERT, Mode.CREATE_ONLY):
+        kept = build_plan([cell(M, placeholder=text)], existing, mode)
+        assert actions(kept) == [(2, "mobile", Action.NOOP)]
+        assert kept.items[0].note.startswith(f"placeholder {text!r}: read as no number")
+
+
+def test_settling_is_the_same_however_often_it_is_done():
+    cells = [cell(M, row=2), cell(M, "+1 4255550100", row=3), cell(O, placeholder="-", row=2)]
+    once = settle_cells(cells, Mode.SYNC)
+    assert settle_cells(once, Mode.SYNC) == once
+    assert [bool(c.error) for c in once] == [True, True, True]
 
 
 def test_masked_current_number_is_never_updated_or_deleted():
