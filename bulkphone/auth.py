@@ -148,6 +148,11 @@ def token_provider(
         return _managed_identity(settings, cloud)
     tenant = _need(settings.tenant_id, "give --tenant-id (or BULKPHONE_TENANT_ID)")
     client_id = _need(settings.client_id, "give --client-id (or BULKPHONE_CLIENT_ID)")
+    if settings.authority_url and not settings.authority_url.lower().startswith("https://"):
+        raise InputError(
+            f"the sign-in authority {settings.authority_url} is not https: msal (and bulkphone) send credentials "
+            "only over TLS. Fix: give its https:// address."
+        )
     authority = f"{(settings.authority_url or cloud.authority).rstrip('/')}/{tenant}"
     if mode == "device-code":
         return _device_code(client_id, authority, settings, cloud, prompt)

@@ -14,7 +14,7 @@ import click
 
 from . import pipeline, report
 from .auth import ACCESS_TOKEN_ENV, AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings, token_provider
-from .clouds import CLOUDS, cloud_named
+from .clouds import CLOUDS, cloud_named, require_tls
 from .console import ProgressDisplay, RowProgress
 from .errors import BulkphoneError, UnsafePlanError
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
@@ -24,9 +24,12 @@ from .jobs import load_job
 from .journal import Journal
 from .logs import event, logger, use_json_logs
 from .mapping import load_identity_map
+from .files import refuse_overwriting
 from .model import Mode
-from .planfile import read_plan, write_plan
+from .planfile import plan_checksum, read_plan, write_plan
+from .planner import Plan
 from .safety import SafetyLimits
+from .text import clip, printable
 from .throttle import DEFAULT_WRITES_PER_SECOND
 
 EXIT_OK = 0
@@ -35,6 +38,7 @@ EXIT_CONFIG = 2
 EXIT_UNSAFE = 3
 EXIT_CRASH = 4
 EXIT_INTERRUPTED = 130
+MESSAGE_LIMIT = 2000  # characters of one message; a file's 50 MB line is not echoed whole
 
 
 class Exit(Exception):
@@ -61,7 +65,7 @@ def _handled(command):
         except BulkphoneError as exc:
             _fail(str(exc), EXIT_CONFIG)
         except KeyboardInterrupt:
-            click.echo("bulkphone: interrupted before any change was made", err=True)
+            _say("bulkphone: interrupted before any change was made", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
             # The reader of our output went away (`| head`): the work is done; say nothing more.
@@ -70,8 +74,8 @@ def _handled(command):
         except Exception as exc:
             if os.environ.get("BULKPHONE_DEBUG"):
                 raise
-            click.echo(
-                f"bulkphone: unexpected error ({type(exc).__name__}: {exc}). "
+            _say(
+                f"bulkphone: unexpected error ({type(exc).__name__}: {clip(exc, MESSAGE_LIMIT)}). "
                 "Set BULKPHONE_DEBUG=1 to see the details, and please report it.",
                 err=True,
             )
@@ -82,11 +86,17 @@ def _handled(command):
 
 
 def _fail(message: str, code: int) -> None:
+    message = clip(message, MESSAGE_LIMIT)
     if _json_logs():
         event("run.error", logging.ERROR, message=message, exit_code=code)
     else:
-        click.echo(f"bulkphone: {message}", err=True)
+        _say(f"bulkphone: {message}", err=True)
     sys.exit(code)
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Print a line; text from files and from Graph never drives the terminal (control characters shown escaped)."""
+    click.echo(printable(text), err=err)
 
 
 def _json_logs() -> bool:
@@ -117,6 +127,7 @@ def _connection_options(command):
         click.option("--managed-identity-client-id", help="Client id of a user-assigned managed identity (default: system-assigned)."),
         click.option("--federated-token-file", type=click.Path(), help="Federated token for --auth workload-identity (default: env AZURE_FEDERATED_TOKEN_FILE)."),
         click.option("--authority-url", help="Sign-in authority (overrides --cloud's), e.g. a private or test authority."),
+        click.option("--allow-insecure-http", is_flag=True, help="Let --graph-url be plain http beyond this machine (a test server on a network you trust): the token then crosses the network unencrypted."),
         click.option("--max-writes-per-second", type=click.FloatRange(min=0.1), default=DEFAULT_WRITES_PER_SECOND, show_default=True, help="Ceiling on writes; Graph allows about 20/s per tenant. Lower it when other jobs share the tenant."),
         click.option("--max-concurrency", type=click.IntRange(min=1, max=256), default=DEFAULT_CONCURRENCY, show_default=True, help="Users worked on at once."),
     ]
@@ -147,11 +158,12 @@ def main(ctx: click.Context, log_format: str) -> None:
 @_handled
 def normalize(source, report_path, default_region, users, map_file, upn_domains) -> int:
     """Check and normalise the numbers in INPUT offline (no network, no credentials)."""
+    refuse_overwriting([source, users, map_file], [report_path])
     identity = load_identity_map(map_file, upn_domains)
     with RowProgress(total=count_rows(source)) as progress:
         counts = pipeline.normalize_file(source, report_path, users=users, default_region=default_region,
                                          progress=progress.update, identity=identity)
-    click.echo(f"normalize: {sum(counts.values())} values: " + _counts(counts) + f"; report: {report_path}")
+    _say(f"normalize: {sum(counts.values())} values: " + _counts(counts) + f"; report: {report_path}")
     return EXIT_ROW_PROBLEMS if counts["invalid"] else EXIT_OK
 
 
@@ -166,12 +178,12 @@ def check(source, probe_user, write, **options) -> int:
     connection = _connection(options)
     probe = probe_user or (_first_user(source) if source else None)
     result = pipeline.check(connection, write=write, probe_user=probe)
-    click.echo(f"check: signed in ({result.kind} token); permissions: {', '.join(result.granted) or 'unknown'}")
+    _say(f"check: signed in ({result.kind} token); permissions: {', '.join(result.granted) or 'unknown'}")
     if result.probed_user:
-        click.echo(f"check: read {result.probed_user}'s phone methods: numbers are visible, not masked")
+        _say(f"check: read {result.probed_user}'s phone methods: numbers are visible, not masked")
     for note in result.notes:
-        click.echo(f"check: note: {note}")
-    click.echo(f"check: ready to {'apply' if write else 'plan'}")
+        _say(f"check: note: {note}")
+    _say(f"check: ready to {'apply' if write else 'plan'}")
     return EXIT_OK
 
 
@@ -182,6 +194,7 @@ def check(source, probe_user, write, **options) -> int:
 @_handled
 def plan(source, report_path, default_region, users, map_file, upn_domains, mode, **options) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
+    refuse_overwriting([source, users, map_file], _report_files(report_path))
     identity = load_identity_map(map_file, upn_domains)
     settings = _settings(source=source, users=users, default_region=default_region, mode=mode, map=map_file,
                          upn_domain=" ".join(upn_domains), **options)
@@ -196,9 +209,11 @@ def _plan_run(connection, source, report_path: Path, *, users, default_region, m
         identity=identity,
     )
     rows = report.plan_rows(the_plan)
+    checksum = plan_checksum(the_plan)
     write_plan(the_plan, report_path)
-    _write_summaries(rows, report_path, "plan", settings, {"reads": connection.counters.reads, "writes": 0})
-    click.echo(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {connection.counters.reads} reads, 0 writes; report: {report_path}")
+    _write_summaries(rows, report_path, "plan", settings, {"reads": connection.counters.reads, "writes": 0}, checksum)
+    _say(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {connection.counters.reads} reads, 0 writes; report: {report_path}")
+    _say(f"plan checksum: {checksum} (apply exactly this plan: bulkphone apply --plan {report_path} --approve {checksum})")
     return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
 
 
@@ -207,6 +222,7 @@ def _plan_run(connection, source, report_path: Path, *, users, default_region, m
 @_mode_option
 @_connection_options
 @click.option("--plan", "plan_path", type=click.Path(path_type=Path), help="Apply this reviewed plan (from bulkphone plan --report) exactly, instead of planning INPUT.")
+@click.option("--approve", "approved", metavar="SHA", help="With --plan: the plan checksum the change board approved; any other plan is refused. Without it, only a plan signed with this machine's plan key is applied.")
 @click.option("--journal", "journal_path", type=click.Path(path_type=Path), help="Run journal (SQLite) for resuming after a crash; default: next to the report.")
 @click.option("--max-update-percent", type=click.FloatRange(0, 100), default=30, show_default=True, help="Refuse a plan that updates more than this share of the existing numbers.")
 @click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10, show_default=True, help="Refuse a plan that deletes more than this share of the existing numbers.")
@@ -214,7 +230,7 @@ def _plan_run(connection, source, report_path: Path, *, users, default_region, m
 @click.option("--force", is_flag=True, help="Apply even when the plan is above the safety limits.")
 @click.option("--changed-only", is_flag=True, help="Skip rows whose number equals the one the journal last verified (cheap scheduled re-runs; plan always reads live state).")
 @_handled
-def apply(source, report_path, default_region, users, map_file, upn_domains, mode, plan_path, journal_path, max_update_percent, max_delete_percent, max_changes, force, changed_only, **options) -> int:
+def apply(source, report_path, default_region, users, map_file, upn_domains, mode, plan_path, approved, journal_path, max_update_percent, max_delete_percent, max_changes, force, changed_only, **options) -> int:
     """Plan INPUT against current methods, then make the changes in Graph.
 
     With --plan, apply that reviewed plan instead: each user is read again first and skipped
@@ -223,13 +239,16 @@ def apply(source, report_path, default_region, users, map_file, upn_domains, mod
     """
     if (source is None) == (plan_path is None):
         raise click.UsageError("give INPUT to plan and apply it, or --plan PLAN.csv to apply a reviewed plan (not both)")
-    target = read_plan(plan_path, mode) if plan_path else source
+    if approved is not None and plan_path is None:
+        raise click.UsageError("--approve goes with --plan PLAN.csv: it names the checksum of the plan that was approved")
+    journal_path = journal_path or _journal_beside(report_path)
+    refuse_overwriting([source, plan_path, users, map_file], _report_files(report_path) + _journal_files(journal_path))
+    target = read_plan(plan_path, mode, approved=approved) if plan_path else source
     settings = _settings(source=source, plan=plan_path, users=users, default_region=default_region, mode=mode,
                          map=map_file, upn_domain=" ".join(upn_domains), force=force, changed_only=changed_only,
                          max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
                          max_changes=max_changes, **options)
     limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
-    journal_path = journal_path or _journal_beside(report_path)
     identity = load_identity_map(map_file, upn_domains)
     return _apply_run(_connection(options), target, report_path, journal_path, users=users,
                       default_region=default_region, mode=mode, limits=limits, settings=settings, changed_only=changed_only,
@@ -239,7 +258,7 @@ def apply(source, report_path, default_region, users, map_file, upn_domains, mod
 def _apply_run(connection, target, report_path: Path, journal_path: Path, *, users, default_region, mode, limits, settings,
                changed_only=False, identity=None) -> int:
     event("run.start", command="apply", settings=settings)
-    with Journal(journal_path) as journal, ProgressDisplay(json_events=_json_logs()) as display:
+    with Journal(journal_path, purpose="bulkphone apply") as journal, ProgressDisplay(json_events=_json_logs()) as display:
         result = _run_until_signalled(
             lambda stop: pipeline.apply_async(
                 target,
@@ -259,9 +278,10 @@ def _apply_run(connection, target, report_path: Path, journal_path: Path, *, use
         )
     rows = report.result_rows(result)
     report.write_csv(rows, report_path)
-    _write_summaries(rows, report_path, "apply", settings, result.stats)
+    checksum = plan_checksum(result.plan) if isinstance(target, Plan) else ""
+    _write_summaries(rows, report_path, "apply", settings, result.stats, checksum)
     resumed = f"resumed a killed run ({result.stats['resumed']} changes already done); " if result.stats["resumed"] else ""
-    click.echo(f"apply ({mode}): {len(rows)} rows: {_counts(report.summarize(rows)['status'])}; {resumed}{_stats(result.stats)}; report: {report_path}")
+    _say(f"apply ({mode}): {len(rows)} rows: {_counts(report.summarize(rows)['status'])}; {resumed}{_stats(result.stats)}; report: {report_path}")
     if result.stopped == INTERRUPTED:
         raise Exit(EXIT_INTERRUPTED, f"interrupted: {report_path} lists what was done; run the same apply again to resume")
     if result.stopped:
@@ -282,15 +302,16 @@ def export(report_path, users, all_users, include_empty, journal_path, **options
     apply take as it is (e.g. to carry them to another tenant). Never writes to Graph."""
     if (users is None) == (not all_users):
         raise click.UsageError("give --users USERS.csv to export those users, or --all for every user of the tenant")
+    journal_path = journal_path or _journal_beside(report_path)
+    refuse_overwriting([users], [report_path, *_journal_files(journal_path)])
     settings = _settings(users=users, all=all_users, include_empty=include_empty, **options)
     connection = _connection(options)
     event("run.start", command="export", settings=settings)
-    return _export_run(connection, report_path, journal_path or _journal_beside(report_path), users=users,
-                       include_empty=include_empty)
+    return _export_run(connection, report_path, journal_path, users=users, include_empty=include_empty)
 
 
 def _export_run(connection, report_path: Path, journal_path: Path, *, users, include_empty: bool) -> int:
-    with Journal(journal_path) as journal, RowProgress(doing="exporting", unit="users") as progress:
+    with Journal(journal_path, purpose="bulkphone export") as journal, RowProgress(doing="exporting", unit="users") as progress:
         result = _run_until_signalled(
             lambda stop: pipeline.export_async(connection, journal=journal, users=users, progress=progress.update,
                                                stop=stop, check_first=True)
@@ -300,7 +321,7 @@ def _export_run(connection, report_path: Path, journal_path: Path, *, users, inc
     counts = result.counts()
     resumed = f"resumed a killed export ({result.resumed_users} users already read); " if result.resumed_users else ""
     left_out = "" if include_empty else f", {counts['without phone methods']} without phone methods left out"
-    click.echo(
+    _say(
         f"export: {counts['listed']} users, {counts['with numbers']} with numbers{left_out}, "
         f"{counts['not exported']} not fully exported (see notExported and note); {resumed}"
         f"{connection.counters.reads} reads in {connection.counters.batches} batches; report: {report_path}"
@@ -324,9 +345,16 @@ def run(job_path, do_apply, force, changed_only) -> int:
     its .summary.json and .html; the journal that lets a killed apply resume sits beside them.
     """
     job = load_job(job_path)
+    results = job.report_folder / "results.csv"
+    inputs = [job_path, job.users, job.map_file] + ([] if job.source is not None else [job.file])
+    outputs = _report_files(job.report_folder / "plan.csv") + _report_files(results) + _journal_files(_journal_beside(results))
+    if job.source is not None:
+        outputs += [job.file, *_journal_files(_journal_beside(job.file))]
+    refuse_overwriting(inputs, outputs)
     identity = load_identity_map(job.map_file, job.upn_domains)
     connection = _connect(job.auth, job.cloud, job.graph_url, job.max_writes_per_second, job.max_concurrency,
-                          _job_environ(job.secret_env, job.certificate_password_env, job.token_env))
+                          _job_environ(job.secret_env, job.certificate_password_env, job.token_env),
+                          allow_insecure_http=job.allow_insecure_http)
     settings = _settings(job=job.path, name=job.name, source=job.file, users=job.users, mode=job.mode,
                          default_region=job.default_region, cloud=job.cloud, graph_url=job.graph_url,
                          auth=job.auth.mode, apply=do_apply, force=force, changed_only=changed_only,
@@ -336,7 +364,8 @@ def run(job_path, do_apply, force, changed_only) -> int:
         # A migration: export the source tenant first; its CSV is this run's input.
         source = job.source
         reader = _connect(source.auth, source.cloud, source.graph_url, job.max_writes_per_second, job.max_concurrency,
-                          _job_environ(source.secret_env, source.certificate_password_env, source.token_env))
+                          _job_environ(source.secret_env, source.certificate_password_env, source.token_env),
+                          allow_insecure_http=source.allow_insecure_http)
         event("run.start", command="export", settings=settings)
         _export_run(reader, job.file, _journal_beside(job.file), users=source.users, include_empty=source.include_empty)
         # Scheduled re-runs during the migration window write only what changed in the source.
@@ -346,14 +375,23 @@ def run(job_path, do_apply, force, changed_only) -> int:
     if not do_apply:
         return _plan_run(connection, job.file, job.report_folder / "plan.csv", **options)
     limits = None if force else SafetyLimits(job.max_update_percent / 100, job.max_delete_percent / 100, job.max_changes)
-    report_path = job.report_folder / "results.csv"
-    return _apply_run(connection, job.file, report_path, _journal_beside(report_path),
+    return _apply_run(connection, job.file, results, _journal_beside(results),
                       limits=limits, changed_only=changed_only, **options)
 
 
 def _journal_beside(report_path: Path) -> Path:
     """The default journal of a run: next to its report (results.csv -> results.csv.journal.sqlite)."""
     return report_path.with_name(report_path.name + ".journal.sqlite")
+
+
+def _report_files(report_path: Path) -> list[Path]:
+    """What a plan or apply run writes for people: the CSV, its summary and its HTML page."""
+    return [report_path, report_path.with_suffix(".summary.json"), report_path.with_suffix(".html")]
+
+
+def _journal_files(journal_path: Path) -> list[Path]:
+    """The journal and the files SQLite and the run lock keep beside it."""
+    return [journal_path, *(journal_path.with_name(journal_path.name + end) for end in ("-wal", "-shm", ".lock"))]
 
 
 def _job_environ(secret_env: str, certificate_password_env: str, token_env: str) -> dict[str, str]:
@@ -376,7 +414,7 @@ def demo(out, data) -> int:
 
     summary = run_demo(out, data)
     for line in summary.lines:
-        click.echo(line)
+        _say(line)
     return EXIT_OK
 
 
@@ -392,23 +430,28 @@ def _connection(options: dict):
         authority_url=options.pop("authority_url"),
     )
     return _connect(settings, options.pop("cloud"), options.pop("graph_url"),
-                    options.pop("max_writes_per_second"), options.pop("max_concurrency"))
+                    options.pop("max_writes_per_second"), options.pop("max_concurrency"),
+                    allow_insecure_http=options.pop("allow_insecure_http"))
 
 
-def _connect(auth: AuthSettings, cloud_name: str, graph_url, max_writes_per_second, max_concurrency, environ=None):
+def _connect(auth: AuthSettings, cloud_name: str, graph_url, max_writes_per_second, max_concurrency, environ=None, *,
+             allow_insecure_http: bool = False):
     cloud = cloud_named(cloud_name)
     if cloud.name == "china":
-        click.echo(
+        _say(
             "bulkphone: note: older Microsoft pages list the phone methods API as unsupported in the China "
             "(21Vianet) cloud; if Graph answers that it is unavailable there, that is why.",
             err=True,
         )
-    token = token_provider(auth, cloud, environ=environ, prompt=lambda message: click.echo(message, err=True))
+    # Before sign-in: msal may already reach the authority when the token provider is made.
+    require_tls(graph_url or cloud.graph_url, "the Graph URL", allow_insecure_http=allow_insecure_http)
+    token = token_provider(auth, cloud, environ=environ, prompt=lambda message: _say(message, err=True))
     return pipeline.connect(
         token,
         graph_url=graph_url or cloud.graph_url,
         max_writes_per_second=max_writes_per_second,
         max_concurrency=max_concurrency,
+        allow_insecure_http=allow_insecure_http,
     )
 
 
@@ -417,8 +460,9 @@ def _settings(**options) -> dict:
     return {name.replace("_", "-"): str(value) for name, value in options.items() if value not in (None, False, "")}
 
 
-def _write_summaries(rows: list[dict], report_path: Path, command: str, settings: dict, stats: dict) -> None:
-    data = report.summary(rows, command=command, settings=settings, stats=stats)
+def _write_summaries(rows: list[dict], report_path: Path, command: str, settings: dict, stats: dict,
+                     plan_checksum: str = "") -> None:
+    data = report.summary(rows, command=command, settings=settings, stats=stats, plan_checksum=plan_checksum)
     report.write_summary(data, report_path.with_suffix(".summary.json"))
     report.write_html(data, report_path.with_suffix(".html"))
     event("run.end", command=command, report=str(report_path), rows=data["rows"], actions=data["actions"],

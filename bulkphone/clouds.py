@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .errors import InputError
 
-__all__ = ["CLOUDS", "Cloud", "cloud_named"]
+__all__ = ["CLOUDS", "Cloud", "cloud_named", "origin", "require_tls"]
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,33 @@ def cloud_named(name: str) -> Cloud:
         return CLOUDS[name.lower()]
     except KeyError:
         raise InputError(f"unknown cloud {name!r}: use one of {', '.join(CLOUDS)}") from None
+
+
+def require_tls(url: str, what: str, *, allow_insecure_http: bool = False) -> None:
+    """Refuse a URL the bearer token would cross the network to in clear: plain http is for
+    this machine's own loopback (tests, the simulated tenant), or when explicitly allowed."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and (allow_insecure_http or _loopback(parts.hostname or ""))):
+        return
+    if parts.scheme == "http":
+        raise InputError(
+            f"{what} {url} is plain http, so the access token would cross the network unencrypted. "
+            "Fix: use its https:// address (or --allow-insecure-http for a test server on a network you trust)."
+        )
+    raise InputError(f"{what} {url!r} is not an https:// URL. Fix: give the full address, e.g. https://graph.microsoft.com.")
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the default one filled in): links are followed only within one origin."""
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -9,6 +9,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from .clouds import origin, require_tls
 from .errors import (
     AmbiguousWriteError,
     AuthError,
@@ -67,7 +68,9 @@ class GraphClient:
         limiter: RateLimiter | None = None,
         counters: Counters | None = None,
         batch_concurrency: int = 4,
+        allow_insecure_http: bool = False,
     ) -> None:
+        require_tls(base_url, "the Graph URL", allow_insecure_http=allow_insecure_http)
         self.http = http
         self.root = f"{base_url.rstrip('/')}/{version}"
         self.policy = policy or RetryPolicy()
@@ -204,9 +207,13 @@ class GraphClient:
 
     async def _send(self, method: str, path: str, payload: dict | None, *, write: bool) -> httpx.Response:
         url = self.root + path
-        if path.startswith(("https://", "http://")):  # a next-page link: Graph's own, never another host's
-            if urlsplit(path).netloc != urlsplit(self.root).netloc:
-                raise PermanentError(f"Graph's next-page link points to another host ({urlsplit(path).netloc}); not followed")
+        if "://" in path:  # a next-page link: only ever to where the token already goes, the same way
+            if origin(path) != origin(self.root):
+                scheme, host, port = origin(path)
+                raise PermanentError(
+                    f"Graph's next-page link leads elsewhere ({scheme}://{host}:{port}, not {urlsplit(self.root).netloc} "
+                    f"over {urlsplit(self.root).scheme}); not followed, so the token stays where it was sent"
+                )
             url = path
         try:
             response = await self.http.request(method, url, json=payload)

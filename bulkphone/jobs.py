@@ -22,6 +22,7 @@ from pathlib import Path
 from .auth import ACCESS_TOKEN_ENV, AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings
 from .clouds import CLOUDS
 from .errors import InputError
+from .files import require_regular_file
 from .model import Mode
 
 __all__ = ["Job", "Source", "load_job"]
@@ -48,6 +49,7 @@ _CONNECTION: dict[str, _Key] = {
         "secret_env": _Key(str),
         "certificate_password_env": _Key(str),
         "token_env": _Key(str),
+        "allow_insecure_http": _Key(bool),
 }
 _SCHEMA: dict[str, dict[str, _Key]] = {
     "job": {"name": _Key(str), "description": _Key(str)},
@@ -82,6 +84,7 @@ class Source:
     secret_env: str = CLIENT_SECRET_ENV
     certificate_password_env: str = CERTIFICATE_PASSWORD_ENV
     token_env: str = ACCESS_TOKEN_ENV
+    allow_insecure_http: bool = False
     users: Path | None = None  # None: every user of the tenant
     include_empty: bool = False
 
@@ -101,6 +104,7 @@ class Job:
     secret_env: str = CLIENT_SECRET_ENV
     certificate_password_env: str = CERTIFICATE_PASSWORD_ENV
     token_env: str = ACCESS_TOKEN_ENV
+    allow_insecure_http: bool = False
     source: Source | None = None
     map_file: Path | None = None
     upn_domains: tuple[str, ...] = ()
@@ -114,6 +118,7 @@ class Job:
 def load_job(path: str | Path) -> Job:
     path = Path(path)
     try:
+        require_regular_file(path, "job file")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: can't read the job file ({exc.strerror}). Fix: check the path.") from None

@@ -13,12 +13,14 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Iterable
 
 from .errors import InputError
 from .executor import Outcome
+from .files import PRIVATE, RunLock
 from .model import Action, Mode, Status
 from .normalize import canonical
 from .planner import Plan, PlanItem
@@ -85,19 +87,31 @@ class ResumedRun:
 
 
 class Journal:
-    def __init__(self, path: str | Path) -> None:
+    """One run's journal, held by that run alone: a second Journal on the same path (another
+    process, or this one) raises JournalInUseError naming the holder until this one is closed.
+    The database and its WAL files are readable by their owner only (they hold users and numbers)."""
+
+    def __init__(self, path: str | Path, *, purpose: str = "a bulkphone run") -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.lock = RunLock(self.path, purpose)
+        except OSError as exc:
+            raise InputError(f"{self.path}: can't open the run journal ({exc}). Fix: pass --journal with a writable path.") from exc
+        try:
+            # SQLite gives the -wal and -shm files the database file's permissions.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE))
+            os.chmod(self.path, PRIVATE)
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
+            self.lock.release()
             raise InputError(f"{self.path}: can't open the run journal ({exc}). Fix: pass --journal with a writable path.") from exc
 
     def close(self) -> None:
         self.db.close()
+        self.lock.release()
 
     def __enter__(self) -> Journal:
         return self

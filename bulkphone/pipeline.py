@@ -25,11 +25,13 @@ import phonenumbers
 from . import report
 from .auth import BearerAuth, TokenProvider
 from .clock import Clock, SystemClock
+from .clouds import require_tls
 from .errors import ForbiddenError, GraphError, InputError, NotFoundError
 from .executor import DEFAULT_CONCURRENCY, INTERRUPTED, Progress, RunResult, execute
 from .graph import Counters, GraphClient
 from .ingest import iter_input, read_users
 from .export import ExportResult, export_users
+from .files import refuse_overwriting, require_regular_file
 from .journal import ExportJournal, Journal, run_key
 from .mapping import IdentityMap
 from .model import Mode, PhoneType
@@ -76,6 +78,7 @@ class Connection:
     counters: Counters = field(default_factory=Counters)
     max_concurrency: int = DEFAULT_CONCURRENCY
     timeout: float = 30.0
+    allow_insecure_http: bool = False  # plain http beyond loopback: only for a test server on a trusted network
 
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[GraphClient]:
@@ -86,7 +89,8 @@ class Connection:
             limits=httpx.Limits(max_connections=self.max_concurrency + 8, max_keepalive_connections=self.max_concurrency + 8),
         )
         async with GraphClient(
-            http, base_url=self.graph_url, policy=self.policy, limiter=self.limiter, counters=self.counters
+            http, base_url=self.graph_url, policy=self.policy, limiter=self.limiter, counters=self.counters,
+            allow_insecure_http=self.allow_insecure_http,
         ) as client:
             yield client
 
@@ -101,8 +105,13 @@ def connect(
     clock: Clock | None = None,
     policy: RetryPolicy | None = None,
     timeout: float = 30.0,
+    allow_insecure_http: bool = False,
 ) -> Connection:
-    """A Connection with bulkphone's retry policy and adaptive write-rate limit."""
+    """A Connection with bulkphone's retry policy and adaptive write-rate limit.
+
+    The token goes only over https (or plain http to this machine's loopback), unless
+    `allow_insecure_http`."""
+    require_tls(graph_url, "the Graph URL", allow_insecure_http=allow_insecure_http)
     policy = policy or RetryPolicy(clock=clock or SystemClock())
     return Connection(
         token=token,
@@ -112,6 +121,7 @@ def connect(
         limiter=RateLimiter(max_writes_per_second, clock=policy.clock),
         max_concurrency=max_concurrency,
         timeout=timeout,
+        allow_insecure_http=allow_insecure_http,
     )
 
 
@@ -140,7 +150,8 @@ def normalize_file(
 ) -> Counter:
     """Normalise a file of any size into the normalize report, a chunk at a time, on every core.
 
-    Returns the count of values by status."""
+    Returns the count of values by status. The report may not be the input (or the users file)."""
+    refuse_overwriting([source, users if isinstance(users, (str, Path)) else None], [report_path])
     known_users, region_default = _defaults(users, default_region)
     statuses: Counter = Counter()
     work = functools.partial(_normalize_chunk, known_users, region_default)
@@ -330,8 +341,9 @@ def _run_key(plan_or_source, users: Users, default_region, mode, graph_url: str,
 
 def _content(path: str | Path) -> bytes:
     try:
+        require_regular_file(Path(path))
         return Path(path).read_bytes()
-    except OSError:
+    except (OSError, InputError):
         return b""  # planning reports the unreadable file, with its fix
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
 from .executor import RunResult
+from .files import private_file, write_private
 from .model import Status
 from .planner import Plan, placeholder_note
+from .text import defuse
 
 __all__ = [
     "NORMALIZE_COLUMNS",
@@ -124,24 +126,23 @@ def summarize(rows: Iterable[dict]) -> dict[str, Counter]:
 
 def write_csv(rows: Iterable[dict], path: str | Path, columns: list[str] = REPORT_COLUMNS) -> Path:
     with new_report(path, columns) as handle:
-        csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore").writerows(rows)
+        csv.writer(handle).writerows([defuse(row.get(column, "")) for column in columns] for row in rows)
     return Path(path)
 
 
 @contextlib.contextmanager
 def new_report(path: str | Path, columns: list[str]) -> Iterator[TextIO]:
-    """A report file with its header written, open for the rows (a big one: in pieces)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerow(columns)
+    """A report file with its header written, open for the rows (a big one: in pieces). It is
+    private to its owner and appears only once complete (see bulkphone.files)."""
+    with private_file(path) as handle:
+        csv.writer(handle).writerow([defuse(column) for column in columns])
         yield handle
 
 
 def csv_text(rows: Iterable[tuple]) -> str:
-    """Rows as CSV text, the same way write_csv writes them."""
+    """Rows as CSV text, the same way write_csv writes them (formula-like cells defused)."""
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
+    csv.writer(buffer).writerows([defuse(value) for value in row] for row in rows)
     return buffer.getvalue()
 
 
@@ -168,8 +169,11 @@ def _plan_row(item) -> dict:
     }
 
 
-def summary(rows: list[dict], *, command: str, settings: dict, stats: dict | None = None) -> dict:
-    """The numbers of a run, for summary.json and report.html; they equal the CSV's."""
+def summary(rows: list[dict], *, command: str, settings: dict, stats: dict | None = None, plan_checksum: str = "") -> dict:
+    """The numbers of a run, for summary.json and report.html; they equal the CSV's.
+
+    `plan_checksum` is the plan's SHA-256 (bulkphone.planfile): the value a change board
+    approves, and `apply --plan ... --approve` checks."""
     failures: dict[str, list] = {}
     warnings: dict[str, list] = {}
     for row in rows:
@@ -180,6 +184,7 @@ def summary(rows: list[dict], *, command: str, settings: dict, stats: dict | Non
     counted = summarize(rows)
     return {
         "command": command,
+        "plan_checksum": plan_checksum,
         "rows": len(rows),
         "input_rows": len({row["row"] for row in rows}),
         "actions": dict(counted["action"]),
@@ -194,9 +199,7 @@ def summary(rows: list[dict], *, command: str, settings: dict, stats: dict | Non
 
 
 def write_summary(summary_data: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps(summary_data, indent=2, default=str), encoding="utf-8")
-    return path
+    return write_private(path, json.dumps(summary_data, indent=2, default=str))
 
 
 _COLORS = {
@@ -236,6 +239,13 @@ def write_html(summary_data: dict, path: str | Path) -> Path:
         return (f"<h2>{e(title)}</h2><table><thead><tr><th>reason</th><th>rows</th><th>input rows to fix</th></tr></thead>"
                 f"<tbody>{items}</tbody></table>")
 
+    def approval(checksum: str) -> str:
+        if not checksum:
+            return ""
+        return (f'<p class="checksum">Plan checksum (SHA-256): <code id="plan-checksum">{e(checksum)}</code><br>'
+                f"Approve this plan by this value; it is applied only with "
+                f"<code>bulkphone apply --plan PLAN.csv --approve {e(checksum)}</code> (or by whoever made it).</p>")
+
     failed = s["statuses"].get("failed", 0)
     skipped_with_reason = sum(s["errors"].values()) - failed
     settings = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in s["settings"].items())
@@ -248,9 +258,10 @@ h1{{font-size:1.6rem}} h2{{font-size:1.2rem;margin-top:2rem}}
 .totals{{display:flex;gap:1rem;flex-wrap:wrap}} .total{{border:1px solid #ddd;border-radius:6px;padding:.8rem 1.2rem;min-width:8rem}}
 .total b{{display:block;font-size:1.8rem}} .bad b{{color:#c62828}} .warn b{{color:#ef6c00}} .good b{{color:#2e7d32}}
 table{{border-collapse:collapse;margin-top:.5rem}} td,th{{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}}
-td.n{{text-align:right}} figure{{display:inline-block;vertical-align:top;margin:0 2rem 0 0}} figcaption{{font-weight:600;margin-bottom:.3rem}}
+td.n{{text-align:right}} .checksum code{{font-size:1.05rem;word-break:break-all}} figure{{display:inline-block;vertical-align:top;margin:0 2rem 0 0}} figcaption{{font-weight:600;margin-bottom:.3rem}}
 </style></head><body>
 <h1>bulkphone {e(s["command"])}: {s["input_rows"]} input rows, {s["rows"]} report rows</h1>
+{approval(s.get("plan_checksum", ""))}
 <div class="totals">
 <div class="total good" id="total-ok">ok<b>{s["statuses"].get("ok", 0)}</b></div>
 <div class="total" id="total-planned">planned<b>{s["statuses"].get("planned", 0)}</b></div>
@@ -266,6 +277,4 @@ td.n{{text-align:right}} figure{{display:inline-block;vertical-align:top;margin:
 <h2>Settings</h2><table>{settings}</table>
 </body></html>
 """
-    path = Path(path)
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_private(path, page)

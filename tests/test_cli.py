@@ -45,7 +45,7 @@ def test_plan_then_apply_then_apply_again_over_graph_url(runner, server, write_f
     assert "create 2" in planned.output and "0 writes" in planned.output
     assert tenant.writes == []
     rows = read_report(tmp_path / "plan.csv")
-    assert list(rows[0]) == REPORT_COLUMNS + ["planChecksum"]
+    assert list(rows[0]) == REPORT_COLUMNS + ["planChecksum", "planSignature"]
     assert [(r["user"], r["phoneType"], r["action"], r["status"]) for r in rows] == [
         (ANN, "mobile", "create", "planned"),
         (ANN, "office", "noop", "planned"),
