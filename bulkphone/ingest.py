@@ -236,7 +236,9 @@ def _read_csv(path: Path, chunk_rows: int | None) -> Iterator[Table]:
         header=None,
         skiprows=1,  # the header record (quotes respected); the scan has read it
         names=list(range(layout.widest)),
-        usecols=list(range(width)),
+        # Only a file with longer rows needs the extra fields dropped (pandas refuses usecols when
+        # every row is shorter than the header).
+        usecols=list(range(width)) if layout.widest > width else None,
         index_col=False,
         dtype=str,
         keep_default_na=False,
@@ -292,11 +294,10 @@ def _scan_csv(path: Path) -> _CsvLayout:
                 raise InputError(f"{path}: the file is empty. Fix: export it again with a header row and data.")
             width, widest, problems = len(header), len(header), {}
             for row, record in enumerate(records, start=2):
-                if len(record) == width:
+                if len(record) == width or not any(field.strip() for field in record):
                     continue
                 if len(record) < width:
-                    if any(field.strip() for field in record):
-                        problems[row] = _short_row(record, header)
+                    problems[row] = _short_row(record, header)
                     continue
                 widest = max(widest, len(record))
                 if widest > MAX_FIELDS:
@@ -304,11 +305,10 @@ def _scan_csv(path: Path) -> _CsvLayout:
                         f"{path}, row {row}: {len(record):,} fields, more than {MAX_FIELDS:,}. "
                         "Fix: check the separator and the quoting of that line."
                     )
-                if any(field.strip() for field in record[width:]):
-                    problems[row] = (
-                        f"this row has {len(record)} fields but the header has {width}: a separator or quote in a cell "
-                        "shifted the columns: fix the row (quote cells that contain the separator)"
-                    )
+                problems[row] = (
+                    f"this row has {len(record)} fields but the header has {width}: a separator or quote in a cell "
+                    "shifted the columns: fix the row (quote cells that contain the separator)"
+                )
     except UnicodeDecodeError:
         raise InputError(
             f"{path}: not UTF-8 text (byte {_first_bad_byte(path, encoding)}). "

@@ -11,6 +11,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
 from .numbering import classify, national_number
+from .text import clip
 
 __all__ = [
     "PLACEHOLDER_WORDS",
@@ -104,7 +105,7 @@ def normalize_number(raw: str | None, region: str) -> Normalized:
         return Normalized()
     if SCIENTIFIC.match(text):
         return Normalized(
-            error=f"Excel scientific notation lost digits ({text}): format the column as text and export again"
+            error=f"Excel scientific notation lost digits ({clip(text, 40)}): format the column as text and export again"
         )
     if text[:4].lower() == "tel:":
         text = text[4:]
@@ -156,7 +157,7 @@ def _parse_error_reason(exc: NumberParseException, text: str, region: str) -> st
         return f"too short{_for(region)}"
     if kind == NumberParseException.TOO_LONG:
         return f"too long{_for(region)}"
-    return f"not a phone number ({text!r})"
+    return f"not a phone number ({clip(text, 80)!r})"
 
 
 def _for(region: str) -> str:
