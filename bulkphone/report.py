@@ -15,7 +15,7 @@ from .executor import RunResult
 from .files import private_file, write_private
 from .model import Status
 from .planner import Plan, placeholder_note
-from .text import defuse
+from .text import defuse_row
 
 __all__ = [
     "NORMALIZE_COLUMNS",
@@ -126,7 +126,7 @@ def summarize(rows: Iterable[dict]) -> dict[str, Counter]:
 
 def write_csv(rows: Iterable[dict], path: str | Path, columns: list[str] = REPORT_COLUMNS) -> Path:
     with new_report(path, columns) as handle:
-        csv.writer(handle).writerows([defuse(row.get(column, "")) for column in columns] for row in rows)
+        csv.writer(handle).writerows(defuse_row([row.get(column, "") for column in columns]) for row in rows)
     return Path(path)
 
 
@@ -135,14 +135,14 @@ def new_report(path: str | Path, columns: list[str]) -> Iterator[TextIO]:
     """A report file with its header written, open for the rows (a big one: in pieces). It is
     private to its owner and appears only once complete (see bulkphone.files)."""
     with private_file(path) as handle:
-        csv.writer(handle).writerow([defuse(column) for column in columns])
+        csv.writer(handle).writerow(defuse_row(columns))
         yield handle
 
 
 def csv_text(rows: Iterable[tuple]) -> str:
     """Rows as CSV text, the same way write_csv writes them (formula-like cells defused)."""
     buffer = io.StringIO()
-    csv.writer(buffer).writerows([defuse(value) for value in row] for row in rows)
+    csv.writer(buffer).writerows(map(defuse_row, rows))
     return buffer.getvalue()
 
 

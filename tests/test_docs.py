@@ -38,3 +38,27 @@ def test_exported_members_exist():
 def test_clouds_come_from_one_table():
     assert cloud_named("usgov").graph_url == "https://graph.microsoft.us"
     assert cloud_named("China").scope == "https://microsoftgraph.chinacloudapi.cn/.default"
+
+
+def test_readme_lists_every_placeholder_word():
+    from bulkphone.normalize import PLACEHOLDER_WORDS
+
+    section = README[README.index("### What counts as blank"):README.index("### Numbers")]
+    spelled = re.sub(r"[^a-z]", "", section.lower())
+    assert [word for word in sorted(PLACEHOLDER_WORDS) if word not in spelled] == []
+
+
+def test_docs_name_modules_and_functions_that_exist():
+    import importlib
+
+    named = set()
+    for doc in (ROOT / "docs").glob("*.md"):
+        for module, attribute in re.findall(r"`(?:bulkphone/)?([a-z_]+)(?:\.py)?(?:\.([A-Za-z_][A-Za-z_.]*))?`", doc.read_text()):
+            if (ROOT / "bulkphone" / f"{module}.py").exists() or (ROOT / "bulkphone" / module).is_dir():
+                named.add((module, attribute))
+    assert len(named) > 30
+    for module, attribute in sorted(named):
+        target = importlib.import_module(f"bulkphone.{module}")
+        for part in filter(None, attribute.split(".")):
+            assert hasattr(target, part), f"docs name {module}.{attribute}, which doesn't exist"
+            target = getattr(target, part)
