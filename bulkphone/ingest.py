@@ -254,6 +254,8 @@ def _read_csv(path: Path, chunk_rows: int | None) -> Iterator[Table]:
             for chunk in reader:
                 yield _numbered(chunk, first_row, layout)
                 first_row += len(chunk)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: no data after the header. Fix: export it again with a header row and data.") from None
     except pd.errors.ParserError as exc:
         raise InputError(
             f"{path}: not a well-formed CSV ({clip(exc)}). Fix: check quoting and the number of columns on that line."
@@ -289,11 +291,12 @@ def _scan_csv(path: Path) -> _CsvLayout:
         separator = max([",", ";", "\t"], key=first_line.count)
         with path.open(encoding=encoding, newline="") as handle:
             records = csv.reader(handle, delimiter=separator)
-            header = next(records, None)
-            if header is None or (not any(field.strip() for field in header) and next(records, None) is None):
-                raise InputError(f"{path}: the file is empty. Fix: export it again with a header row and data.")
+            header = next(records, None) or []
             width, widest, problems = len(header), len(header), {}
+            text_seen = any(field.strip() for field in header)
             for row, record in enumerate(records, start=2):
+                if not text_seen:
+                    text_seen = any(field.strip() for field in record)
                 if len(record) == width or not any(field.strip() for field in record):
                     continue
                 if len(record) < width:
@@ -319,6 +322,8 @@ def _scan_csv(path: Path) -> _CsvLayout:
             f"{path}: not a well-formed CSV near line {records.line_num} ({exc}). "
             "Fix: check that line; a cell can't hold more than 131,072 characters or a NUL byte."
         ) from None
+    if not text_seen:
+        raise InputError(f"{path}: the file is empty. Fix: export it again with a header row and data.")
     if width > MAX_FIELDS:
         raise InputError(f"{path}: the header has {width:,} columns. Fix: give a CSV of users and their phone numbers.")
     return _CsvLayout(encoding, separator, header, widest, problems)

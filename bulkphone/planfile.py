@@ -61,10 +61,12 @@ def plan_checksum(plan: Plan) -> str:
 
 
 def write_plan(plan: Plan, path: str | Path, *, key: bytes | None = None) -> Path:
-    """Write the plan CSV with its checksum and its signature under `key` (default: plan_key())."""
+    """Write the plan CSV with its checksum and its signature under `key` (default: plan_key();
+    no signature when there is no key)."""
     rows = plan_rows(plan)
     checksum = _checksum([[str(row[c]) for c in REPORT_COLUMNS] for row in rows])
-    signature = _sign(key if key is not None else plan_key(create=True), checksum)
+    key = key if key is not None else plan_key(create=True)
+    signature = _sign(key, checksum) if key is not None else ""
     for row in rows:
         row[CHECKSUM_COLUMN] = checksum
         row[SIGNATURE_COLUMN] = signature
@@ -128,8 +130,9 @@ def _check_approval(path: Path, checksum: str, signatures: set[str], approved: s
 
 
 def plan_key(*, create: bool) -> bytes | None:
-    """The key plans are signed with: BULKPHONE_PLAN_KEY, else this user's key file (made when
-    `create` and missing; None when missing and not `create`)."""
+    """The key plans are signed with: BULKPHONE_PLAN_KEY, else this user's key file, made when
+    `create` and missing. None when there is none (or it can't be made: a read-only home in a
+    container); such a plan is written unsigned and applied only with the approved checksum."""
     shared = os.environ.get(PLAN_KEY_ENV)
     if shared:
         return shared.encode()
@@ -139,12 +142,16 @@ def plan_key(*, create: bool) -> bytes | None:
     except FileNotFoundError:
         if not create:
             return None
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return None
     key = secrets.token_hex(32).encode()
     try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another run made it first
         return path.read_bytes()
+    except OSError:
+        return None
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(key)
     return key

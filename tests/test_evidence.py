@@ -296,3 +296,21 @@ def test_a_journal_and_its_write_ahead_files_are_private_while_in_use(tmp_path):
             assert {f.name: _mode(f) for f in files} == dict.fromkeys((f.name for f in files), 0o600)
     finally:
         os.umask(old)
+
+
+def test_without_a_place_for_the_plan_key_the_plan_is_unsigned_and_needs_approval(tenant_and_url, write_file, tmp_path, monkeypatch):
+    tenant, url = tenant_and_url
+    not_a_folder = tmp_path / "home-is-a-file"  # no key can be made below it, even by root
+    not_a_folder.write_text("")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(not_a_folder / "config"))
+    source = write_file("in.csv", "user,mobile\nbob@contoso.com,+1 425 555 0101\n")
+    planned = run("plan", source, "--report", tmp_path / "plan.csv", "--graph-url", url)
+    assert planned.exit_code == 0, planned.output
+    rows = read_rows(tmp_path / "plan.csv")
+    assert {row["planSignature"] for row in rows} == {""}
+    unsigned = run("apply", "--plan", tmp_path / "plan.csv", "--report", tmp_path / "r.csv", "--graph-url", url)
+    assert unsigned.exit_code == 2 and tenant.writes == []
+    approved = run("apply", "--plan", tmp_path / "plan.csv", "--approve", rows[0]["planChecksum"], "--report",
+                   tmp_path / "r.csv", "--graph-url", url)
+    assert approved.exit_code == 0, approved.output
+    assert tenant.state()["bob@contoso.com"] == {"mobile": "+1 4255550101"}

@@ -90,6 +90,8 @@ def test_xlsx_input(tmp_path):
     [
         ("missing.csv", None, "file not found"),
         ("empty.csv", b"", "the file is empty"),
+        ("blank-lines.csv", b"\n\n  \n", "the file is empty"),
+        ("commas-only.csv", b",,\n,,\n", "the file is empty"),
         ("latin1.csv", "user,mobile\nrené@contoso.com,+1 425 555 0100\n".encode("latin-1"), "not UTF-8"),
         ("binary.csv", b"\x00\x01\x02\x03PK", "binary file"),
         ("nouser.csv", b"name,mobile\nann,+1 425 555 0100\n", "no user column"),
