@@ -25,7 +25,7 @@ CLIP = 200  # characters of a value quoted in a message; the rest is counted, no
 
 def _needs_apostrophe(value: str) -> bool:
     first = value.lstrip("'")[:1]
-    return first in _FORMULA_STARTS and first != "" and not (value[0] == "+" and _GRAPH_NUMBER.match(value))
+    return first in _FORMULA_STARTS and not (value[0] == "+" and _GRAPH_NUMBER.match(value))
 
 
 def defuse(value):
