@@ -17,7 +17,7 @@ from .auth import ACCESS_TOKEN_ENV, AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT
 from .clouds import CLOUDS, cloud_named, require_tls
 from .console import ProgressDisplay, RowProgress
 from .errors import BulkphoneError, UnsafePlanError
-from .executor import DEFAULT_CONCURRENCY, INTERRUPTED
+from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED
 from .ingest import count_rows, iter_input
 from .export import EXPORT_COLUMNS
 from .jobs import load_job
@@ -128,7 +128,7 @@ def _connection_options(command):
         click.option("--federated-token-file", type=click.Path(), help="Federated token for --auth workload-identity (default: env AZURE_FEDERATED_TOKEN_FILE)."),
         click.option("--authority-url", help="Sign-in authority (overrides --cloud's), e.g. a private or test authority."),
         click.option("--allow-insecure-http", is_flag=True, help="Let --graph-url be plain http beyond this machine (a test server on a network you trust): the token then crosses the network unencrypted."),
-        click.option("--max-writes-per-second", type=click.FloatRange(min=0.1), default=DEFAULT_WRITES_PER_SECOND, show_default=True, help="Ceiling on writes; Graph allows about 20/s per tenant. Lower it when other jobs share the tenant."),
+        click.option("--max-writes-per-second", type=click.FloatRange(min=0.1), default=DEFAULT_WRITES_PER_SECOND, show_default=True, help="Cap on writes per second. The default is Graph's own ceiling (3,000 writes per 150 s per app per tenant); lower it when other jobs of the same app share the tenant."),
         click.option("--max-concurrency", type=click.IntRange(min=1, max=256), default=DEFAULT_CONCURRENCY, show_default=True, help="Users worked on at once."),
     ]
     for option in reversed(options):
@@ -229,8 +229,9 @@ def _plan_run(connection, source, report_path: Path, *, users, default_region, m
 @click.option("--max-changes", type=click.IntRange(min=0), help="Refuse a plan with more changes than this.")
 @click.option("--force", is_flag=True, help="Apply even when the plan is above the safety limits.")
 @click.option("--changed-only", is_flag=True, help="Skip rows whose number equals the one the journal last verified (cheap scheduled re-runs; plan always reads live state).")
+@click.option("--wait-for-new-users", type=click.FloatRange(min=0), default=DEFAULT_WAIT_FOR_NEW_USERS, show_default=True, metavar="SECONDS", help="How long to wait for users Graph didn't know when planned (new users take a minute or two to replicate); everyone else proceeds meanwhile.")
 @_handled
-def apply(source, report_path, default_region, users, map_file, upn_domains, mode, plan_path, approved, journal_path, max_update_percent, max_delete_percent, max_changes, force, changed_only, **options) -> int:
+def apply(source, report_path, default_region, users, map_file, upn_domains, mode, plan_path, approved, journal_path, max_update_percent, max_delete_percent, max_changes, force, changed_only, wait_for_new_users, **options) -> int:
     """Plan INPUT against current methods, then make the changes in Graph.
 
     With --plan, apply that reviewed plan instead: each user is read again first and skipped
@@ -247,16 +248,16 @@ def apply(source, report_path, default_region, users, map_file, upn_domains, mod
     settings = _settings(source=source, plan=plan_path, users=users, default_region=default_region, mode=mode,
                          map=map_file, upn_domain=" ".join(upn_domains), force=force, changed_only=changed_only,
                          max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
-                         max_changes=max_changes, **options)
+                         max_changes=max_changes, wait_for_new_users=wait_for_new_users, **options)
     limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
     identity = load_identity_map(map_file, upn_domains)
     return _apply_run(_connection(options), target, report_path, journal_path, users=users,
                       default_region=default_region, mode=mode, limits=limits, settings=settings, changed_only=changed_only,
-                      identity=identity)
+                      identity=identity, wait_for_new_users=wait_for_new_users)
 
 
 def _apply_run(connection, target, report_path: Path, journal_path: Path, *, users, default_region, mode, limits, settings,
-               changed_only=False, identity=None) -> int:
+               changed_only=False, identity=None, wait_for_new_users=DEFAULT_WAIT_FOR_NEW_USERS) -> int:
     event("run.start", command="apply", settings=settings)
     with Journal(journal_path, purpose="bulkphone apply") as journal, ProgressDisplay(json_events=_json_logs()) as display:
         result = _run_until_signalled(
@@ -274,6 +275,7 @@ def _apply_run(connection, target, report_path: Path, journal_path: Path, *, use
                 verify_unchanged=True,
                 changed_only=changed_only,
                 identity=identity,
+                wait_for_new_users=wait_for_new_users,
             )
         )
     rows = report.result_rows(result)
@@ -376,7 +378,7 @@ def run(job_path, do_apply, force, changed_only) -> int:
         return _plan_run(connection, job.file, job.report_folder / "plan.csv", **options)
     limits = None if force else SafetyLimits(job.max_update_percent / 100, job.max_delete_percent / 100, job.max_changes)
     return _apply_run(connection, job.file, results, _journal_beside(results),
-                      limits=limits, changed_only=changed_only, **options)
+                      limits=limits, changed_only=changed_only, wait_for_new_users=job.wait_for_new_users, **options)
 
 
 def _journal_beside(report_path: Path) -> Path:

@@ -20,6 +20,8 @@ TENANT_FILE = Path(__file__).parent / "sim" / "demo_tenant.json"
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
 # Enough trouble to show the retries and read-backs at work on a few dozen writes.
 DEMO_FAULTS = Faults(error_503=0.05, drop_before=0.03, drop_after=0.06, latency=0.005, writes_per_second=20, seed=9)
+# The demo tenant's new hire replicates in 2 s; a user that never appears shouldn't hold the demo up long.
+DEMO_WAIT_FOR_NEW_USERS = 4.0
 
 
 @dataclass
@@ -43,14 +45,14 @@ def run_demo(out: Path, data: Path | None = None, *, clock: Clock | None = None)
     connection = pipeline.connect(
         StaticToken(APP_TOKEN), graph_url="https://graph.sim.invalid", transport=SimTransport(tenant), policy=policy
     )
-    options = {"users": directory, "default_region": None}
+    options = {"users": directory, "default_region": None, "wait_for_new_users": DEMO_WAIT_FOR_NEW_USERS}
 
-    the_plan = pipeline.plan(source, connection=connection, **options)
+    the_plan = pipeline.plan(source, connection=connection, users=directory, default_region=None)
     writes_during_plan = tenant.write_count()
     plan_rows = report.plan_rows(the_plan)
     report.write_csv(plan_rows, out / "plan.csv")
 
-    result = pipeline.apply(the_plan, connection=connection)
+    result = pipeline.apply(the_plan, connection=connection, wait_for_new_users=DEMO_WAIT_FOR_NEW_USERS)
     result_rows = report.result_rows(result)
     report.write_csv(result_rows, out / "results.csv")
 

@@ -12,6 +12,7 @@
         ├── ThrottledError    429: wait Retry-After seconds
         ├── TransientError    5xx or a connection that failed before the request was sent
         ├── AmbiguousWriteError  a write whose outcome is unknown (no or a 5xx response)
+        ├── ConflictError     409 (phoneNumberNotUnique): the write was refused, yet is typically saved
         └── PermanentError    any other 4xx: the request itself is wrong
 """
 
@@ -21,6 +22,7 @@ __all__ = [
     "AmbiguousWriteError",
     "AuthError",
     "BulkphoneError",
+    "ConflictError",
     "ForbiddenError",
     "GraphError",
     "InputError",
@@ -94,6 +96,11 @@ class TransientError(GraphError):
 
 class AmbiguousWriteError(GraphError):
     """The write may or may not have been applied: re-read before writing again."""
+
+
+class ConflictError(GraphError):
+    """409 on a phone write: another user has the number. Graph typically saved it anyway, so
+    the outcome is settled by reading the user back, not by writing again."""
 
 
 class PermanentError(GraphError):

@@ -1,9 +1,18 @@
 """Carry out a plan against Graph: many users at once, each user's changes in order.
 
-After any write whose outcome is unknown (a dropped connection, a 5xx, a 404 on a method
-the plan saw) the user's methods are read again and the change is re-decided from what
-Graph now holds, so a lost response never causes a duplicate or a wrong write. The same
-read-back settles changes that a killed run left in flight.
+Each write has one retry loop (here): a 429 or a request that never left is sent again; after
+a write whose outcome is unknown (a dropped connection, a 5xx) the next attempt first reads the
+user back and re-decides the change from what Graph now holds, so a lost response never causes
+a duplicate or a wrong write. The same read-back settles a 409 phoneNumberNotUnique (typically
+saved anyway), a create that meets its own earlier success, changes a killed run left in
+flight, and a 404 (a user deleted since the plan: one read says it no longer exists).
+
+Users that were 404 when planned (perhaps new hires still replicating) wait in a side lane,
+read again every few seconds for up to `wait_for_new_users`, while everyone else proceeds.
+
+Only run-wide errors stop a run early (401, 403 for several users with nothing succeeding, the
+same connection or 5xx failure for many users in a row); a rule about one user (a default
+method, a shared number, a user not found) is that user's row to fix.
 """
 
 from __future__ import annotations
@@ -12,20 +21,30 @@ import asyncio
 import enum
 import logging
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from tenacity import RetryCallState
 
-from .errors import AmbiguousWriteError, AuthError, ForbiddenError, GraphError, NotFoundError, PermanentError
+from .errors import (
+    AmbiguousWriteError,
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    GraphError,
+    NotFoundError,
+    PermanentError,
+    ThrottledError,
+    TransientError,
+)
 from .graph import GraphClient, Methods
 from .logs import event
 from .model import Action, PhoneMethod, PhoneType, Status
 from .normalize import canonical
-from .planner import Plan, PlanItem
+from .planner import Plan, PlanItem, execution_rank
 
-__all__ = ["INTERRUPTED", "Outcome", "Progress", "Recorder", "RunResult", "execute"]
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_WAIT_FOR_NEW_USERS", "INTERRUPTED", "Outcome", "Progress", "Recorder", "RunResult", "execute"]
 
 NOT_UNIQUE = "phoneNumberNotUnique"
 NOT_UNIQUE_WARNING = "phoneNumberNotUnique: another user has this mobile number, so it can't be used for SMS sign-in"
@@ -36,7 +55,11 @@ GRANT_WRITE = (
 )
 RESUME_HINT = "run apply again with the same input to resume"
 DEFAULT_CONCURRENCY = 16
-# This many users in a row failing with the same error means the error is not about them.
+# Directory replication of a new user takes "tens of seconds, up to a minute or two".
+DEFAULT_WAIT_FOR_NEW_USERS = 120.0
+# A user not yet replicated is read again after this many seconds, growing to the cap.
+NEW_USER_POLL = (2.0, 1.5, 15.0)
+# This many users in a row failing with the same run-wide error means the error is not about them.
 SAME_ERROR_LIMIT = 10
 # A 403 can be about one protected user; this many with no write succeeding means the app lacks permission.
 FORBIDDEN_LIMIT = 3
@@ -52,6 +75,7 @@ class Outcome:
     request_id: str = ""
     sms_sign_in_state: str = ""
     reconciled: bool = False
+    run_wide: bool = False  # the failure may be about the run (connection, 5xx), not about this user
 
 
 @dataclass
@@ -95,9 +119,11 @@ def _key(item: PlanItem) -> tuple[int, str]:
 
 
 class _Run:
-    def __init__(self, plan, client, *, recorder, done, in_doubt, stop, progress, max_concurrency, verify_unchanged) -> None:
+    def __init__(self, plan, client, *, recorder, done, in_doubt, stop, progress, max_concurrency, verify_unchanged,
+                 wait_for_new_users) -> None:
         self.plan = plan
         self.verify_unchanged = verify_unchanged
+        self.wait_for_new_users = wait_for_new_users
         self.seen: dict[str, list[PlanItem]] = defaultdict(list)  # what the plan saw, per user
         for item in plan.items:
             if item.action is not Action.SKIP:
@@ -119,18 +145,27 @@ class _Run:
         self.finished = 0
 
     async def run(self) -> RunResult:
+        waiting: dict[str, list[PlanItem]] = defaultdict(list)  # users 404 when planned: all their rows
         for item in self.plan.items:
-            if item.action is Action.SKIP:
+            if item.awaits_user and _key(item) not in self.done:
+                waiting[item.key].append(item)
+            elif item.action is Action.SKIP:
                 self.outcomes[_key(item)] = Outcome(Status.SKIPPED, error=item.error, warning=item.warning)
             elif item.action is Action.NOOP:
                 self.outcomes[_key(item)] = Outcome(Status.OK, warning=item.warning)
-        queue = deque(self.plan.changes_by_user())
-        workers = [asyncio.create_task(self._worker(queue)) for _ in range(min(self.max_concurrency, len(queue)))]
+        groups = self.plan.changes_by_user()
+        queue: asyncio.Queue[tuple[list[PlanItem], bool] | None] = asyncio.Queue()
+        for changes in groups:
+            if changes[0].key not in waiting:
+                queue.put_nowait((changes, False))
+        count = min(self.max_concurrency, len(groups))
+        tasks = [asyncio.create_task(self._worker(queue)) for _ in range(count)]
+        tasks.append(asyncio.create_task(self._side_lane(list(waiting.values()), queue, count)))
         try:
-            await asyncio.gather(*workers)
+            await asyncio.gather(*tasks)
         finally:
-            for worker in workers:
-                worker.cancel()
+            for task in tasks:
+                task.cancel()
         for item in self.plan.items:
             if _key(item) not in self.outcomes:
                 reason = f"{INTERRUPTED}: {RESUME_HINT}" if self.stopped == INTERRUPTED else f"the run stopped ({self.stopped})"
@@ -141,7 +176,7 @@ class _Run:
             "writes": counters.writes,
             "batches": counters.batches,
             "throttled": counters.throttled,
-            "retries": self.client.policy.retries,
+            "retries": counters.retries,
             "reconciled": sum(outcome.reconciled for outcome in self.outcomes.values()),
             "resumed": len(self.done),
             "seconds": round(time.monotonic() - self.started, 3),
@@ -153,13 +188,64 @@ class _Run:
             self.stopped = INTERRUPTED
         return bool(self.stopped)
 
-    async def _worker(self, queue: deque[list[PlanItem]]) -> None:
-        while queue and not self._halted():
-            await self._user(queue.popleft())
+    async def _worker(self, queue: asyncio.Queue) -> None:
+        while (entry := await queue.get()) is not None:
+            if not self._halted():
+                await self._user(*entry)
 
-    async def _user(self, changes: list[PlanItem]) -> None:
+    async def _side_lane(self, waiting: list[list[PlanItem]], queue: asyncio.Queue, workers: int) -> None:
+        """Read users that were 404 when planned every few seconds until they appear (then a
+        worker takes their changes, reading them back before any write) or the wait is over."""
+        clock = self.client.policy.clock
+        deadline = clock.now() + self.wait_for_new_users
+        pause, growth, longest = NEW_USER_POLL
+        try:
+            while waiting and not self._halted():
+                event("users.waiting", count=len(waiting), seconds_left=round(max(0.0, deadline - clock.now()), 1))
+                try:
+                    answers = await self.client.read_phone_methods([changes[0].user for changes in waiting])
+                except (AuthError, ForbiddenError) as exc:
+                    self.stopped = self.stopped or f"{exc.message}. Fix: {GRANT_WRITE}"
+                    return
+                still = []
+                for items in waiting:
+                    if isinstance(answers[items[0].user], GraphError):
+                        still.append(items)
+                        continue
+                    for item in items:
+                        if item.action is Action.NOOP:
+                            self.outcomes[_key(item)] = Outcome(Status.OK, warning=item.warning)
+                    changes = sorted((i for i in items if i.action.writes), key=execution_rank)
+                    if changes:
+                        queue.put_nowait((changes, True))
+                waiting = still
+                left = deadline - clock.now()
+                if not waiting or left <= 0:
+                    break
+                await clock.sleep(min(pause, left))
+                pause = min(longest, pause * growth)
+            if not self._halted():
+                for items in waiting:
+                    self._never_appeared(items)
+        finally:
+            for _ in range(workers):
+                queue.put_nowait(None)
+
+    def _never_appeared(self, items: list[PlanItem]) -> None:
+        error = (
+            f"user not found: Graph still answered 404 after waiting {self.wait_for_new_users:g} s for a new user "
+            "to replicate. Fix: check the UPN or object id; for a user created moments ago, run apply again later"
+        )
+        for item in items:
+            outcome = Outcome(Status.SKIPPED, error=error, http_status=404)
+            if item.action.writes:
+                self._record(item, outcome)
+            else:
+                self.outcomes[_key(item)] = outcome
+
+    async def _user(self, changes: list[PlanItem], settle: bool = False) -> None:
         failed: PlanItem | None = None
-        drift = await self._drift(changes)
+        drift = "" if settle else await self._drift(changes)
         for item in changes:
             if _key(item) in self.done:
                 outcome = self.done[_key(item)]
@@ -173,23 +259,25 @@ class _Run:
                     error=f"not attempted: the {failed.action} of {failed.phone_type} (row {failed.row}) failed first",
                 )
             else:
-                outcome = await self._change(item)
-            if item.warning and not outcome.warning:
-                outcome.warning = item.warning
+                outcome = await self._change(item, settle or _key(item) in self.in_doubt)
             if outcome.status is not Status.OK and failed is None:
                 failed = item
             if outcome.status is Status.FAILED:
                 event("change.failed", logging.WARNING, row=item.row, user=item.user, phoneType=item.phone_type,
                       action=item.action.value, error=outcome.error, httpStatus=outcome.http_status,
                       requestId=outcome.request_id)
-            self.outcomes[_key(item)] = outcome
-            self.finished += 1
-            if self.progress is not None:
-                counters = self.client.counters
-                self.progress(
-                    Progress(self.finished, self.total, counters.writes, counters.throttled, time.monotonic() - self.started)
-                )
+            self._record(item, outcome)
         self._watch_for_systemic(failed)
+
+    def _record(self, item: PlanItem, outcome: Outcome) -> None:
+        if item.warning and not outcome.warning:
+            outcome.warning = item.warning
+        self.outcomes[_key(item)] = outcome
+        self.finished += 1
+        if self.progress is not None:
+            counters = self.client.counters
+            self.progress(Progress(self.finished, self.total, counters.writes, counters.throttled,
+                                   time.monotonic() - self.started))
 
     async def _drift(self, changes: list[PlanItem]) -> str:
         """For a reviewed plan: how the user's methods differ from what the plan saw ("" if not)."""
@@ -197,6 +285,8 @@ class _Run:
             return ""
         try:
             methods = await self.client.list_phone_methods(changes[0].user)
+        except NotFoundError:
+            return "the user no longer exists (Graph answers 404; it was found when the plan was made)"
         except GraphError as exc:
             return f"couldn't read the user's methods again ({exc.message})"
         for item in self.seen[changes[0].key]:
@@ -205,11 +295,11 @@ class _Run:
                 return f"{item.phone_type} is now {now.phone_number if now else 'empty'}, the plan saw {item.current or 'empty'}"
         return ""
 
-    async def _change(self, item: PlanItem) -> Outcome:
+    async def _change(self, item: PlanItem, settle_first: bool) -> Outcome:
         if self.recorder is not None:
             self.recorder.started(item)
         try:
-            outcome = await _apply_change(item, self.client, settle_first=_key(item) in self.in_doubt)
+            outcome = await _apply_change(item, self.client, settle_first=settle_first)
         except StopRun as exc:
             if not self.stopped:
                 self.stopped = str(exc)
@@ -221,6 +311,7 @@ class _Run:
         return outcome
 
     def _watch_for_systemic(self, failed: PlanItem | None) -> None:
+        """Stop on errors about the run; a user's own rule (400, 404, 409) neither counts nor resets."""
         if failed is None:
             self.same_error = (None, 0)
             return
@@ -232,11 +323,12 @@ class _Run:
                     f"{self.forbidden} users got 403 and no write has succeeded: the app lacks permission. "
                     f"Fix: {GRANT_WRITE}"
                 )
-        error = (outcome.http_status, outcome.error)
-        count = self.same_error[1] + 1 if error == self.same_error[0] else 1
-        self.same_error = (error, count)
-        if count >= SAME_ERROR_LIMIT and not self.stopped:
-            self.stopped = f"the last {count} users all failed with the same error: {outcome.error}"
+        if outcome.run_wide:
+            error = (outcome.http_status, outcome.error)
+            count = self.same_error[1] + 1 if error == self.same_error[0] else 1
+            self.same_error = (error, count)
+            if count >= SAME_ERROR_LIMIT and not self.stopped:
+                self.stopped = f"the last {count} users all failed with the same error: {outcome.error}"
         if self.stopped and self.stopped != INTERRUPTED:
             event("run.stopping", logging.ERROR, reason=self.stopped)
 
@@ -252,6 +344,7 @@ async def execute(
     stop: asyncio.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
     verify_unchanged: bool = False,
+    wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS,
 ) -> RunResult:
     """Apply the plan's changes, `max_concurrency` users at a time.
 
@@ -259,6 +352,7 @@ async def execute(
     flight (read back before any write). Setting `stop` ends the run after the requests in
     flight: the rest is reported as not attempted. With `verify_unchanged` (a reviewed plan
     applied later) each user is read again first and skipped if it changed since the plan.
+    Users that were 404 when planned are waited for up to `wait_for_new_users` seconds.
     """
     run = _Run(
         plan,
@@ -270,29 +364,39 @@ async def execute(
         progress=progress,
         max_concurrency=max(1, max_concurrency),
         verify_unchanged=verify_unchanged,
+        wait_for_new_users=max(0.0, wait_for_new_users),
     )
     return await run.run()
 
 
+def _worth_another_attempt(state: RetryCallState) -> bool:
+    """A write's retry predicate: nothing happened (429, no connection, a failed read-back), or
+    the outcome is unknown (the next attempt reads back first)."""
+    exc = state.outcome.exception() if state.outcome else None
+    return isinstance(exc, (ThrottledError, TransientError, AmbiguousWriteError))
+
+
 async def _apply_change(item: PlanItem, client: GraphClient, *, settle_first: bool) -> Outcome:
+    """One change, in one retry loop; after an unknown outcome the next attempt reads back first."""
     outcome = Outcome(Status.OK)
-
-    def unknown_outcome(state: RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome else None
-        return isinstance(exc, (AmbiguousWriteError, NotFoundError))
-
+    uncertain = settle_first
     try:
-        async for attempt in client.policy.retrying(unknown_outcome):
+        async for attempt in client.policy.retrying(_worth_another_attempt, on_retry=client.retried):
             with attempt:
                 outcome.attempts = attempt.retry_state.attempt_number
-                if outcome.attempts > 1 or settle_first:
-                    methods = await client.list_phone_methods(item.user)
+                if uncertain:
+                    methods = await client.list_phone_methods(item.user, retry=False)
+                    uncertain = False
                     verdict, why = _reconcile(item, methods)
                     if verdict is _Verdict.DONE:
                         return _landed(outcome, methods.get(item.type))
                     if verdict is _Verdict.CONFLICT:
                         return _failed(outcome, why)
-                await _perform(item, client, outcome)
+                try:
+                    await _perform(item, client, outcome)
+                except AmbiguousWriteError:
+                    uncertain = True
+                    raise
                 return outcome
     except AuthError as exc:
         raise StopRun(
@@ -306,24 +410,45 @@ async def _apply_change(item: PlanItem, client: GraphClient, *, settle_first: bo
             "(a privileged admin's methods need a Privileged Authentication Administrator; "
             "a signed-in admin's own methods can't be changed here)",
         )
-    except (AmbiguousWriteError, NotFoundError) as exc:
-        # Out of attempts with the outcome still unknown: one last look decides it.
-        _note_http(outcome, exc)
-        try:
-            methods = await client.list_phone_methods(item.user)
-        except GraphError as read_error:
-            return _failed(outcome, f"outcome unknown: {exc.message}; reading back failed too: {read_error.message}")
-        verdict, why = _reconcile(item, methods)
-        if verdict is _Verdict.DONE:
-            outcome.http_status = None
-            return _landed(outcome, methods.get(item.type))
-        return _failed(outcome, why or f"gave up after {outcome.attempts} attempts: {exc.message}")
+    except (AmbiguousWriteError, ConflictError, NotFoundError) as exc:
+        return await _settle(item, client, outcome, exc)
     except PermanentError as exc:
         _note_http(outcome, exc)
+        if item.action is Action.CREATE and "already exist" in exc.message.lower():
+            return await _settle(item, client, outcome, exc)
         return _failed(outcome, _permanent_message(item, exc))
     except GraphError as exc:
         _note_http(outcome, exc)
+        outcome.run_wide = True
         return _failed(outcome, f"gave up after {outcome.attempts} attempts: {exc.message}")
+
+
+async def _settle(item: PlanItem, client: GraphClient, outcome: Outcome, exc: GraphError) -> Outcome:
+    """The write's outcome is unknown or surprising: one read of the user decides it."""
+    _note_http(outcome, exc)
+    try:
+        methods = await client.list_phone_methods(item.user, retry=False)
+    except NotFoundError:
+        return _failed(outcome, "user no longer exists: it was found when the plan was made, and Graph now answers 404 "
+                                "(deleted since?). Fix: remove the row, or restore the user and run again")
+    except GraphError as read_error:
+        outcome.run_wide = isinstance(exc, AmbiguousWriteError)
+        return _failed(outcome, f"outcome unknown: {exc.message}; reading back failed too: {read_error.message}")
+    verdict, why = _reconcile(item, methods)
+    if verdict is _Verdict.DONE:
+        outcome.http_status = None
+        outcome.request_id = ""
+        _landed(outcome, methods.get(item.type))
+        if isinstance(exc, ConflictError) and not outcome.warning:
+            outcome.warning = NOT_UNIQUE_WARNING
+        return outcome
+    if isinstance(exc, ConflictError):
+        return _failed(outcome, f"{exc.message}; the number was not saved. Fix: give this user a mobile number no other "
+                                "user has, or put the shared number in alternateMobile or office")
+    if isinstance(exc, AmbiguousWriteError):
+        outcome.run_wide = True
+        return _failed(outcome, why or f"gave up after {outcome.attempts} attempts: {exc.message}")
+    return _failed(outcome, why or _permanent_message(item, exc))
 
 
 async def _perform(item: PlanItem, client: GraphClient, outcome: Outcome) -> None:
@@ -334,8 +459,12 @@ async def _perform(item: PlanItem, client: GraphClient, outcome: Outcome) -> Non
     elif item.action is Action.UPDATE:
         await client.update_phone_method(item.user, phone_type, item.number)
         if phone_type is PhoneType.MOBILE:
-            # v1.0 answers an update with 204; the SMS sign-in verdict needs a read.
-            method = await client.get_phone_method(item.user, phone_type)
+            # v1.0 answers an update with 204; the SMS sign-in verdict needs a read. It is only
+            # a note on a change already made, so one try, and no retry of the write for it.
+            try:
+                method = await client.get_phone_method(item.user, phone_type, retry=False)
+            except GraphError:
+                method = None
     else:
         await client.delete_phone_method(item.user, phone_type)
     _note_sms_state(outcome, method)
@@ -389,9 +518,12 @@ def _permanent_message(item: PlanItem, exc: GraphError) -> str:
     text = exc.message.lower()
     if "default" in text and item.action is Action.DELETE:
         return (
-            f"Graph won't delete the user's default sign-in method ({item.phone_type}): "
-            "change the user's default method first, then run again"
+            f"Graph won't delete {item.phone_type}: it is the user's default sign-in method and the user has other "
+            f"methods ({exc.message}). Fix: change the user's default method first (Entra admin center → user → "
+            "Authentication methods → default sign-in method, or Graph beta signInPreferences), then run again"
         )
-    if "already exists" in text:
+    if "already exist" in text:
         return f"{item.phone_type} was added by someone else since the plan: run again to update it"
+    if isinstance(exc, NotFoundError):
+        return f"{exc.message}: the {item.phone_type} method is gone; make a new plan"
     return exc.message

@@ -13,6 +13,7 @@ from .clouds import origin, require_tls
 from .errors import (
     AmbiguousWriteError,
     AuthError,
+    ConflictError,
     ForbiddenError,
     GraphError,
     NotFoundError,
@@ -48,14 +49,18 @@ class Counters:
     writes: int = 0  # write requests sent (a retried write counts again)
     batches: int = 0
     throttled: int = 0  # 429 answers, batch sub-responses included
+    retries: int = 0  # reads sent again after a 429 or a transient failure (writes: the executor's)
 
 
 class GraphClient:
     """Phone-method operations over an injected httpx.AsyncClient (its transport and auth are the caller's).
 
-    Reads are retried on every transient failure. Writes are retried only when Graph
-    guarantees nothing happened (429, or no connection was made); any other failure of a
-    write raises AmbiguousWriteError so the caller re-reads before writing again.
+    A read is retried here on 429 and transient failures (one loop per read). A write is sent
+    once: its one retry loop is the caller's (bulkphone.executor), because only the caller can
+    decide from a read-back whether writing again is right. A failed write whose outcome is
+    unknown raises AmbiguousWriteError; a 409 raises ConflictError (typically saved anyway).
+    A 404 is never retried: a user that replicates slowly is waited for by the caller, apart
+    from everyone else.
     """
 
     def __init__(
@@ -67,7 +72,7 @@ class GraphClient:
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         counters: Counters | None = None,
-        batch_concurrency: int = 4,
+        batch_concurrency: int = 8,
         allow_insecure_http: bool = False,
     ) -> None:
         require_tls(base_url, "the Graph URL", allow_insecure_http=allow_insecure_http)
@@ -88,11 +93,12 @@ class GraphClient:
         await self.aclose()
 
     # ---- reads ----
-    async def list_phone_methods(self, user: str) -> Methods:
-        return _methods(await self._read(f"{_user(user)}/authentication/phoneMethods"))
+    async def list_phone_methods(self, user: str, *, retry: bool = True) -> Methods:
+        """The user's phone methods; with retry=False one request only (a read-back inside a write's retry loop)."""
+        return _methods(await self._read(f"{_user(user)}/authentication/phoneMethods", retry=retry))
 
-    async def get_phone_method(self, user: str, phone_type: PhoneType) -> PhoneMethod | None:
-        return _method(await self._read(f"{_user(user)}/authentication/phoneMethods/{phone_type.method_id}"))
+    async def get_phone_method(self, user: str, phone_type: PhoneType, *, retry: bool = True) -> PhoneMethod | None:
+        return _method(await self._read(f"{_user(user)}/authentication/phoneMethods/{phone_type.method_id}", retry=retry))
 
     async def list_users_page(self, link: str | None = None, page_size: int = 999) -> tuple[list[DirectoryUser], str | None]:
         """One page of the tenant's users (id and UPN) and the link to the next page, if any."""
@@ -111,8 +117,9 @@ class GraphClient:
     async def _read_many(self, users: list[str], url: Callable[[str], str], parse: Callable[[dict], T]) -> dict[str, T | GraphError]:
         """GET url(user) for many users through $batch, 20 a request, retrying each sub-request on its own.
 
-        A 429 or 5xx inside a 200 batch response is retried for that user only, after its
-        Retry-After. 401/403 raise at once: every other read would fail the same way.
+        The one retry loop of these reads: a 429 or 5xx inside a 200 batch response, or a
+        failed batch request, is retried for the users it concerns, after its Retry-After.
+        401/403 raise at once: every other read would fail the same way.
         """
         results: dict[str, T | GraphError] = {}
         attempts = dict.fromkeys(users, 0)
@@ -129,7 +136,7 @@ class GraphClient:
                     results[user] = answer
                 elif isinstance(answer, (AuthError, ForbiddenError)):
                     raise answer
-                elif self.policy.should_retry(answer, attempts[user], retry_not_found=True):
+                elif self.policy.should_retry(answer, attempts[user]):
                     retry.append((user, answer))
                 else:
                     results[user] = answer
@@ -143,20 +150,17 @@ class GraphClient:
                     raise failure
             pending = [user for user, _ in retry]
             if pending:
-                self.policy.retries += len(pending)
+                self.counters.retries += len(pending)
                 await self.policy.clock.sleep(max(self.policy.wait_for(exc, attempts[u]) for u, exc in retry))
         return results
 
     async def _batch_get(self, users: list[str], url: Callable[[str], str], parse: Callable[[dict], T]) -> dict[str, T | GraphError]:
         requests = [{"id": str(index), "method": "GET", "url": url(user)} for index, user in enumerate(users)]
 
-        async def once() -> dict:
-            self.counters.batches += 1
-            self.counters.reads += len(requests)
-            return (await self._send("POST", "/$batch", {"requests": requests}, write=False)).json()
-
+        self.counters.batches += 1
+        self.counters.reads += len(requests)
         try:
-            body = await self.policy.run(once)
+            body = (await self._send("POST", "/$batch", {"requests": requests}, write=False)).json()
         except (AuthError, ForbiddenError):
             raise
         except GraphError as exc:
@@ -188,22 +192,23 @@ class GraphClient:
         await self._write("DELETE", f"{_user(user)}/authentication/phoneMethods/{phone_type.method_id}")
 
     # ---- plumbing ----
-    async def _read(self, path: str) -> dict:
+    def retried(self, exc: BaseException, attempt: int, wait: float) -> None:
+        """The retry hook of this client's loops (and of the executor's write loop)."""
+        self.counters.retries += 1
+
+    async def _read(self, path: str, *, retry: bool = True) -> dict:
         async def once() -> dict:
             self.counters.reads += 1
             return (await self._send("GET", path, None, write=False)).json()
 
-        return await self.policy.run(once, retry_not_found=True)
+        return await self.policy.run(once, on_retry=self.retried) if retry else await once()
 
     async def _write(self, method: str, path: str, payload: dict | None = None) -> httpx.Response:
-        async def once() -> httpx.Response:
-            await self.limiter.acquire()
-            self.counters.writes += 1
-            response = await self._send(method, path, payload, write=True)
-            self.limiter.succeeded()
-            return response
-
-        return await self.policy.run(once)
+        await self.limiter.acquire()
+        self.counters.writes += 1
+        response = await self._send(method, path, payload, write=True)
+        self.limiter.succeeded()
+        return response
 
     async def _send(self, method: str, path: str, payload: dict | None, *, write: bool) -> httpx.Response:
         url = self.root + path
@@ -252,6 +257,8 @@ class GraphClient:
             return ForbiddenError(f"permission denied (403 {code}): {message}", **fields)
         if status == 404:
             return NotFoundError(f"not found (404 {code}): {message}", **fields)
+        if status == 409:
+            return ConflictError(f"Graph reported a conflict (409 {code}): {message}", **fields)
         if status in _TRANSIENT_STATUS:
             kind = AmbiguousWriteError if write else TransientError
             return kind(f"Graph is unavailable ({status} {code}): {message}", **fields)

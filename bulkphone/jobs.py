@@ -22,8 +22,10 @@ from pathlib import Path
 from .auth import ACCESS_TOKEN_ENV, AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings
 from .clouds import CLOUDS
 from .errors import InputError
+from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS
 from .files import require_regular_file
 from .model import Mode
+from .throttle import DEFAULT_WRITES_PER_SECOND
 
 __all__ = ["Job", "Source", "load_job"]
 
@@ -68,6 +70,7 @@ _SCHEMA: dict[str, dict[str, _Key]] = {
         "max_update_percent": _Key((int, float)),
         "max_delete_percent": _Key((int, float)),
         "max_changes": _Key(int),
+        "wait_for_new_users": _Key((int, float)),
     },
     "report": {"folder": _Key(str, path=True)},
 }
@@ -108,8 +111,9 @@ class Job:
     source: Source | None = None
     map_file: Path | None = None
     upn_domains: tuple[str, ...] = ()
-    max_writes_per_second: float = 15.0
-    max_concurrency: int = 16
+    max_writes_per_second: float = DEFAULT_WRITES_PER_SECOND
+    max_concurrency: int = DEFAULT_CONCURRENCY
+    wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS
     max_update_percent: float = 30.0
     max_delete_percent: float = 10.0
     max_changes: int | None = None

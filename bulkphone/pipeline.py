@@ -26,7 +26,7 @@ from . import report
 from .auth import BearerAuth, TokenProvider
 from .clock import Clock, SystemClock
 from .errors import ForbiddenError, GraphError, InputError, NotFoundError
-from .executor import DEFAULT_CONCURRENCY, INTERRUPTED, Progress, RunResult, execute
+from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult, execute
 from .graph import Counters, GraphClient
 from .ingest import iter_input, read_users
 from .export import ExportResult, export_users
@@ -67,7 +67,8 @@ CHUNK_ROWS = 100_000  # input rows read at a time: memory stays flat however big
 
 @dataclass
 class Connection:
-    """How to reach Graph, and the state one run shares: retry policy, write limiter, counters."""
+    """How to reach Graph, and the state runs share: retry policy and write limiter. `counters`
+    are those of the latest client opened (each run opens one, so each run counts its own)."""
 
     token: TokenProvider
     graph_url: str = "https://graph.microsoft.com"
@@ -81,6 +82,7 @@ class Connection:
 
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[GraphClient]:
+        self.counters = Counters()
         http = httpx.AsyncClient(
             auth=BearerAuth(self.token),
             transport=self.transport,
@@ -192,9 +194,7 @@ async def read_current(client: GraphClient, users: Iterable[str]) -> dict[str, U
     for key, user in spelled.items():
         answer = answers[user]
         if isinstance(answer, NotFoundError):
-            current[key] = UserState(
-                error=f"user not found: check the UPN or object id (Graph answered 404 {client.policy.not_found_attempts} times)"
-            )
+            current[key] = UserState(missing=True)
         elif isinstance(answer, GraphError):
             current[key] = UserState(error=f"couldn't read the user's current methods: {answer.message}")
         else:
@@ -251,6 +251,7 @@ async def apply_async(
     verify_unchanged: bool = False,
     changed_only: bool = False,
     identity: IdentityMap | None = None,
+    wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS,
 ) -> RunResult:
     """Carry out a plan, or plan the input first and carry that out.
 
@@ -260,6 +261,8 @@ async def apply_async(
     With `verify_unchanged` (for a plan reviewed earlier), users changed since are skipped.
     With `changed_only` (needs a journal), rows whose wanted number equals the one the journal
     last verified are not read or written: a cheap scheduled re-run.
+    Users Graph didn't know when planned (new hires still replicating) are waited for, apart
+    from everyone else, for up to `wait_for_new_users` seconds.
     """
     if changed_only and journal is None:
         raise InputError("--changed-only needs the run journal of the earlier runs")
@@ -295,6 +298,7 @@ async def apply_async(
             stop=stop,
             progress=progress,
             verify_unchanged=isinstance(plan_or_source, Plan) and verify_unchanged,
+            wait_for_new_users=wait_for_new_users,
         )
         # Only an interrupted run is left open to resume. After a systemic stop the next apply
         # plans afresh from live state, so it retries what failed once the cause is fixed.

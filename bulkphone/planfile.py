@@ -29,7 +29,7 @@ from pathlib import Path
 from .errors import InputError
 from .files import require_regular_file
 from .model import Action, Mode
-from .planner import Plan, PlanItem
+from .planner import AWAITS_USER_NOTE, Plan, PlanItem
 from .report import REPORT_COLUMNS, plan_rows, write_csv
 from .text import restore
 
@@ -173,7 +173,8 @@ def _item(row: dict) -> PlanItem:
     values = {name: row.get(column, "") for name, column in _FIELDS.items()}
     values["row"] = int(values["row"])
     values["action"] = Action(values["action"])
-    return PlanItem(**values)
+    # The note is the plan's record that the user was 404 when planned (the checksum covers it).
+    return PlanItem(**values, awaits_user=values["note"] == AWAITS_USER_NOTE)
 
 
 def _checksum(cells: list[list[str]]) -> str:

@@ -16,7 +16,7 @@ from typing import Iterable, Mapping, NamedTuple
 from .model import Action, Mode, PhoneMethod, PhoneType, Status
 from .normalize import canonical, is_masked
 
-__all__ = ["Cell", "Plan", "PlanItem", "UserState", "build_plan", "placeholder_note", "settle_cells", "user_key"]
+__all__ = ["AWAITS_USER_NOTE", "Cell", "Plan", "PlanItem", "UserState", "build_plan", "execution_rank", "placeholder_note", "settle_cells", "user_key"]
 
 MASKED_REASON = (
     "current number {current} is masked, so it can't be compared: sign in with an application "
@@ -27,6 +27,12 @@ MOBILE_KEEPS_ALTERNATE = (
     "can't delete mobile while alternateMobile stays (Graph rule): clear alternateMobile too, or keep the mobile"
 )
 PLACEHOLDER_IN_SYNC = "placeholder {placeholder!r} in sync mode: leave the cell empty to delete, or fill in a number"
+# A user Graph didn't know when the plan was made may be a new hire still replicating: its
+# numbers are planned as for a user without methods, and apply waits for it to appear.
+AWAITS_USER_NOTE = (
+    "user not found when planned (Graph answered 404): if the user was just created, apply waits for it to "
+    "appear; if not, check the UPN or object id"
+)
 EMPTY_AND_FILLED = (
     "conflict: rows {rows} leave this user's {phone_type} empty on one row and fill it in on another, "
     "so nothing is set or deleted: keep one row"
@@ -72,10 +78,11 @@ class UserState:
 
     methods: Mapping[PhoneType, PhoneMethod] = field(default_factory=dict)
     error: str = ""
+    missing: bool = False  # Graph answered 404: a mistyped user, or a new one not replicated yet
 
     @property
     def found(self) -> bool:
-        return not self.error
+        return not self.error and not self.missing
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class PlanItem:
     warning: str = ""
     note: str = ""
     source_user: str = ""  # the user the input named, when an identity map made `user` someone else
+    awaits_user: bool = False  # the user was 404 when planned: apply waits for it before writing (AWAITS_USER_NOTE)
 
     @property
     def status(self) -> Status:
@@ -117,7 +125,7 @@ class Plan:
         for item in self.items:
             if item.action.writes:
                 groups[item.key].append(item)
-        return [sorted(group, key=_execution_rank) for group in groups.values()]
+        return [sorted(group, key=execution_rank) for group in groups.values()]
 
     def counts(self) -> dict[str, int]:
         counts = {action.value: 0 for action in Action}
@@ -196,13 +204,16 @@ def build_plan(cells: Iterable[Cell], current: Mapping[str, UserState], mode: Mo
 
     for key, targets in per_user.items():
         state = current.get(key)
-        if state is None or not state.found:
+        if state is None or not (state.found or state.missing):
             error = state.error if state is not None else "user's current methods were not read"
             for index in targets.values():
                 decided[index] = _item(cells[index], Action.SKIP, error=error)
             continue
         items = {t: _decide(cells[i], state.methods.get(t), mode) for t, i in targets.items()}
         items = _enforce_alternate_needs_mobile(items, state)
+        if state.missing:
+            items = {t: replace(item, awaits_user=True, note=AWAITS_USER_NOTE) if item.action is not Action.SKIP else item
+                     for t, item in items.items()}
         for phone_type, index in targets.items():
             decided[index] = items[phone_type]
 
@@ -298,7 +309,8 @@ def _type_rank(phone_type: str) -> int:
         return len(_CREATE_ORDER)
 
 
-def _execution_rank(item: PlanItem) -> tuple[int, int]:
+def execution_rank(item: PlanItem) -> tuple[int, int]:
+    """Where a change goes in its user's sequence: creates and updates, then deletes, in Graph's order."""
     if item.action is Action.DELETE:
         return (1, _DELETE_ORDER.index(item.type))
     return (0, _CREATE_ORDER.index(item.type))

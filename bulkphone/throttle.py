@@ -4,8 +4,12 @@ A token bucket whose rate starts below the ceiling and climbs back to it after e
 (additive increase), drops when Graph answers 429 (multiplicative decrease, once per pause, so
 a burst of 429s counts as one signal) and stops climbing for a second when Graph says the app
 is near its limit (`x-ms-throttle-limit-percentage`). A 429's Retry-After pauses every worker,
-not just the one that was told. The bucket holds one second of burst, so the budget Graph refills during a
-pause is used when the pause ends instead of being thrown away.
+not just the one that was told.
+
+Graph counts writes over a 150-second window (3,000 per window, 20/s on average), not per
+second. Normally the bucket holds one second of burst; but the budget Graph frees during a
+pause it imposed (up to a whole window's worth) is credited and spent as a burst when the pause
+ends, so a long Retry-After after a burst costs no sustained throughput.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import asyncio
 
 from .clock import Clock, SystemClock
 
-__all__ = ["DEFAULT_WRITES_PER_SECOND", "RateLimiter"]
+__all__ = ["DEFAULT_WRITES_PER_SECOND", "GRAPH_WRITE_WINDOW_SECONDS", "RateLimiter"]
 
-# Graph allows 3,000 writes per 2.5 minutes per app per tenant (20/s); stay below it
-# so that other jobs of the same app, and our own retries, fit in the budget.
-DEFAULT_WRITES_PER_SECOND = 15.0
+# Graph allows 3,000 writes per 2.5 minutes per app per tenant: 20/s sustained. Running at that
+# ceiling by default wastes none of the budget; 429s and Retry-After correct it when another job
+# of the same app shares the tenant (or lower it with the cap).
+DEFAULT_WRITES_PER_SECOND = 20.0
+GRAPH_WRITE_WINDOW_SECONDS = 150.0
 # Refilling by rate x wait can land a hair under a whole token; don't wait for the hair.
 _EPSILON = 1e-9
 
@@ -33,6 +39,7 @@ class RateLimiter:
         burst_seconds: float = 1.0,
         decrease: float = 0.8,
         climb_seconds: float = 1.0,
+        window_seconds: float = GRAPH_WRITE_WINDOW_SECONDS,
     ) -> None:
         if ceiling <= 0:
             raise ValueError("the write ceiling must be positive")
@@ -41,6 +48,7 @@ class RateLimiter:
         self.rate = ceiling * start_fraction
         self.floor = min(1.0, ceiling)
         self.capacity = max(1.0, ceiling * burst_seconds)
+        self.credit_limit = max(self.capacity, ceiling * window_seconds)
         self.decrease = decrease
         # Each success adds 1/climb_seconds: while writes succeed, the rate grows e-fold
         # every climb_seconds until it reaches the ceiling.
@@ -77,10 +85,13 @@ class RateLimiter:
         now = self.clock.now()
         already_paused = now < self._resume_at
         resume_at = now + retry_after
+        if not already_paused:
+            # A 429 says the budget is spent now: a credit still banked was wrong.
+            self._tokens = min(self._tokens, 1.0)
         if resume_at > self._resume_at:
             # Graph refills its budget during the pause at its own pace, whatever we learn
-            # now: credit the pause at the rate we had, before stepping down.
-            self._refill(resume_at)
+            # now: credit the pause at the rate we had, before stepping down, up to a window.
+            self._refill(resume_at, self.credit_limit)
             self.paused_seconds += resume_at - max(self._resume_at, now)
             self._resume_at = resume_at
         if not already_paused:
@@ -92,9 +103,12 @@ class RateLimiter:
         header, and only a 429 says the rate is too high."""
         self._hold_until = self.clock.now() + 1.0
 
-    def _refill(self, now: float) -> None:
+    def _refill(self, now: float, limit: float | None = None) -> None:
+        """Add the tokens earned since the last refill, up to `limit` (default: one second's burst;
+        a pause's credit above that is kept until spent)."""
         if now > self._updated:
-            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            cap = max(limit or self.capacity, min(self._tokens, self.credit_limit))
+            self._tokens = min(cap, self._tokens + (now - self._updated) * self.rate)
             self._updated = now
 
     def _lock(self) -> asyncio.Lock:

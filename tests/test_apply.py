@@ -112,7 +112,7 @@ def test_throttled_writes_wait_as_told_and_all_land(clock, write_file):
 
 
 def test_default_method_delete_is_reported_not_looped(tenant, connection, write_file):
-    tenant.add_user(ANN, {"mobile": "+1 4255550100"}, default_method="mobile")
+    tenant.add_user(ANN, {"mobile": "+1 4255550100", "office": "+1 4255550199"}, default_method="mobile")
     path = write_file("in.csv", f"user,mobile\n{ANN},\n")
     result = bulkphone.apply(path, connection=connection, mode="sync")
     outcome = result.outcomes[(2, "mobile")]
@@ -120,7 +120,15 @@ def test_default_method_delete_is_reported_not_looped(tenant, connection, write_
     assert "default sign-in method" in outcome.error and "change the user's default method first" in outcome.error
     assert outcome.http_status == 400 and outcome.request_id
     assert sum(1 for r in tenant.requests if r[0] == "DELETE") == 1
-    assert tenant.state()[ANN] == {"mobile": "+1 4255550100"}
+    assert tenant.state()[ANN] == {"mobile": "+1 4255550100", "office": "+1 4255550199"}
+
+
+def test_the_default_method_is_deleted_when_it_is_the_last_one(tenant, connection, write_file):
+    tenant.add_user(ANN, {"mobile": "+1 4255550100"}, default_method="mobile")
+    path = write_file("in.csv", f"user,mobile\n{ANN},\n")
+    result = bulkphone.apply(path, connection=connection, mode="sync")
+    assert result.outcomes[(2, "mobile")].status is Status.OK
+    assert tenant.state()[ANN] == {}
 
 
 def test_after_a_failed_change_the_users_later_changes_are_not_attempted(tenant, connection, write_file):
@@ -130,7 +138,7 @@ def test_after_a_failed_change_the_users_later_changes_are_not_attempted(tenant,
     tenant.users[next(iter(tenant.users))].methods["mobile"] = "+1 4255559999"  # someone else got there first
     result = bulkphone.apply(plan, connection=connection)
     assert result.outcomes[(2, "mobile")].status is Status.FAILED
-    assert "since the plan" in result.outcomes[(2, "mobile")].error
+    assert "mobile now holds +1 4255559999" in result.outcomes[(2, "mobile")].error
     alternate = result.outcomes[(2, "alternateMobile")]
     assert alternate.status is Status.SKIPPED and "mobile (row 2) failed first" in alternate.error
     assert tenant.writes == []
@@ -206,15 +214,15 @@ def test_create_only_leaves_existing_numbers(tenant, connection, write_file):
     assert tenant.state()[ANN] == {"mobile": "+1 4255550000", "office": "+1 4255550199"}
 
 
-def test_fresh_user_is_retried_and_unknown_user_is_reported(tenant, connection, write_file):
-    tenant.add_user(ANN, fresh_requests=2)
+def test_fresh_user_is_waited_for_and_unknown_user_is_reported(tenant, connection, write_file):
+    tenant.add_user(ANN, replicating_for=40)
     path = write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\nghost@contoso.com,+1 425 555 0101\n")
     rows = result_rows(bulkphone.apply(path, connection=connection))
     assert [(r["user"], r["action"], r["status"]) for r in rows] == [
         (ANN, "create", "ok"),
-        ("ghost@contoso.com", "skip", "skipped"),
+        ("ghost@contoso.com", "create", "skipped"),
     ]
-    assert rows[1]["error"].startswith("user not found")
+    assert rows[1]["error"].startswith("user not found: Graph still answered 404 after waiting 120 s")
     assert tenant.state() == {ANN: {"mobile": "+1 4255550100"}}
 
 

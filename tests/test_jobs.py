@@ -79,6 +79,7 @@ auth = "token"
 graph_url = "{url}"
 [limits]
 max_writes_per_second = 100
+wait_for_new_users = 3
 [report]
 folder = "reports"
 """)

@@ -35,12 +35,6 @@ def test_what_is_transient(error, retried):
     assert RetryPolicy().should_retry(error, 1) is retried
 
 
-def test_404_is_retried_only_inside_the_replication_window():
-    policy = RetryPolicy(not_found_attempts=4)
-    error = NotFoundError("404", status=404)
-    assert [policy.should_retry(error, n, retry_not_found=True) for n in (1, 2, 3, 4)] == [True, True, True, False]
-
-
 def test_attempts_are_capped():
     policy = RetryPolicy(attempts=3)
     error = TransientError("503")
@@ -66,8 +60,9 @@ def test_run_retries_until_success_without_real_sleeping():
             raise ThrottledError("429", retry_after=2)
         return "ok"
 
-    assert asyncio.run(policy.run(flaky)) == "ok"
-    assert clock.sleeps == [2, 2] and policy.retries == 2
+    retried = []
+    assert asyncio.run(policy.run(flaky, on_retry=lambda exc, attempt, wait: retried.append((attempt, wait)))) == "ok"
+    assert clock.sleeps == [2, 2] and retried == [(1, 2), (2, 2)]
 
 
 def test_run_passes_permanent_errors_through_at_once():

@@ -3,11 +3,11 @@
 import httpx
 import pytest
 
-from bulkphone.model import METHOD_IDS, PhoneType
 from bulkphone.sim import APP_TOKEN, DROP_AFTER, DROP_BEFORE, Faults, Principal, SimTenant, SimTransport
 
-MOBILE_ID = METHOD_IDS[PhoneType.MOBILE]
-ALT_ID = METHOD_IDS[PhoneType.ALTERNATE_MOBILE]
+# Graph's documented ids (phoneAuthenticationMethod resource), written here, not taken from either side.
+MOBILE_ID = "3179e48a-750b-4051-897c-87b9720928f7"
+ALT_ID = "b6332ec1-7057-4abe-9331-3d72feddfe41"
 BASE = "https://graph.test/v1.0/users/ann@contoso.com/authentication/phoneMethods"
 
 
@@ -74,22 +74,53 @@ def test_beta_patch_returns_the_object(http, ann):
     assert response.status_code == 200 and response.json()["phoneNumber"] == "+1 4255550101"
 
 
-def test_default_method_cannot_be_deleted(http, tenant):
-    tenant.add_user("ann@contoso.com", {"mobile": "+1 4255550100"}, default_method="mobile")
+def test_default_method_cannot_be_deleted_while_the_user_has_other_methods(http, tenant):
+    tenant.add_user("ann@contoso.com", {"mobile": "+1 4255550100", "office": "+1 4255550199"}, default_method="mobile")
     response = http.delete(f"{BASE}/{MOBILE_ID}")
-    assert response.status_code == 400 and "default" in response.json()["error"]["message"]
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "Cannot delete default method with other methods configured."
+    assert tenant.state()["ann@contoso.com"] == {"mobile": "+1 4255550100", "office": "+1 4255550199"}
 
 
-def test_duplicate_mobile_is_saved_with_phone_number_not_unique(http, tenant, ann):
+@pytest.mark.parametrize("others", [{}, {"other_methods": ["microsoftAuthenticator"]}])
+def test_the_default_method_can_be_deleted_as_the_last_method(http, tenant, others):
+    tenant.add_user("ann@contoso.com", {"mobile": "+1 4255550100"}, default_method="mobile", **others)
+    assert http.delete(f"{BASE}/{MOBILE_ID}").status_code == (400 if others else 204)
+
+
+def test_a_mobile_another_user_has_is_saved_and_answered_409(http, tenant, ann):
     tenant.add_user("bob@contoso.com", {"mobile": "+1 (425) 555-0100"})
     response = post(http, "mobile", "+1 4255550100")
-    assert response.status_code == 201 and response.json()["smsSignInState"] == "phoneNumberNotUnique"
+    assert response.status_code == 409 and response.json()["error"]["code"] == "phoneNumberNotUnique"
     assert tenant.state()["ann@contoso.com"] == {"mobile": "+1 4255550100"}
+    assert http.get(BASE).json()["value"][0]["smsSignInState"] == "phoneNumberNotUnique"
+    tenant.not_unique_saves = False
+    assert http.patch(f"{BASE}/{MOBILE_ID}", json={"phoneType": "mobile", "phoneNumber": "+1 4255550100"}).status_code == 409
 
 
-def test_fresh_user_answers_404_for_a_while(http, tenant):
-    tenant.add_user("ann@contoso.com", fresh_requests=2)
-    assert [http.get(BASE).status_code for _ in range(3)] == [404, 404, 200]
+@pytest.mark.parametrize("phone_type, status", [("mobile", 400), ("alternateMobile", 400), ("office", 201)])
+def test_extensions_only_on_office_phones(http, tenant, ann, phone_type, status):
+    post(http, "mobile", "+1 4255550100")
+    response = post(http, phone_type, "+1 4255550111x12") if phone_type != "mobile" else http.patch(
+        f"{BASE}/{MOBILE_ID}", json={"phoneType": "mobile", "phoneNumber": "+1 4255550111x12"})
+    assert response.status_code == status
+    if status == 400:
+        assert "only for office" in response.json()["error"]["message"]
+
+
+def test_a_new_user_answers_404_for_some_seconds(http, tenant, clock):
+    tenant.add_user("ann@contoso.com", replicating_for=30)
+    statuses = []
+    for _ in range(4):
+        statuses.append(http.get(BASE).status_code)
+        clock.advance(10)
+    assert statuses == [404, 404, 404, 200]
+
+
+def test_a_removed_user_answers_404(http, tenant, ann):
+    assert http.get(BASE).status_code == 200
+    tenant.remove_user("ann@contoso.com")
+    assert http.get(BASE).status_code == 404
 
 
 def test_unknown_user_is_404(http, tenant):

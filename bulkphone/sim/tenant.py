@@ -1,15 +1,22 @@
 """An in-process fake of Graph's phone authentication methods API.
 
-It enforces the rules in shared/graph-phone-methods.md (strict number format, one method
-per type, alternateMobile needs mobile, no type change on PATCH, default method can't be
-deleted, fresh users answer 404 for a while, masked numbers for delegated callers,
-401/403, 429 with Retry-After) and can inject latency and faults, including a connection
-dropped after a write was applied. It records every applied write so tests can assert
-exactly what reached the tenant.
+It enforces the rules in shared/graph-phone-methods.md (strict number format, extensions
+only on office phones, one method per type, alternateMobile needs mobile, no type change on
+PATCH, the default method deletable only as the last method, 409 phoneNumberNotUnique with
+the method saved, new users answering 404 for some seconds, users deleted mid-run, masked
+numbers for delegated callers, 401/403, 429 with Retry-After over a write window) and can
+inject latency and faults, including a connection dropped after a write was applied. It
+records every applied write so tests can assert exactly what reached the tenant.
+
+It is written from Microsoft's documentation, not from bulkphone: it imports nothing from
+the product (method ids, claims, clock are its own), so an assumption the client gets wrong
+can't be shared by the tenant the tests run against.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import random
@@ -17,19 +24,22 @@ import re
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Protocol
 from urllib.parse import parse_qs, unquote
-
-from ..auth import decode_claims
-from ..clock import Clock, SystemClock
-from ..model import METHOD_IDS, PhoneType
 
 __all__ = ["DROP_AFTER", "DROP_BEFORE", "Faults", "Principal", "SimResponse", "SimTenant", "SimUser"]
 
 GRAPH_NUMBER = re.compile(r"^\+[1-9]\d{0,2} \d{4,15}(x\d{1,10})?$")
+# phoneAuthenticationMethod ids, fixed per type in every tenant (Graph reference, "phoneAuthenticationMethod").
+PHONE_METHOD_IDS = {
+    "mobile": "3179e48a-750b-4051-897c-87b9720928f7",
+    "alternateMobile": "b6332ec1-7057-4abe-9331-3d72feddfe41",
+    "office": "e37fc753-ff3b-4958-9484-eaa9425c82bc",
+}
+PHONE_TYPES = tuple(PHONE_METHOD_IDS)
 READ_PERMISSIONS = {
     "UserAuthenticationMethod.Read.All",
     "UserAuthenticationMethod.ReadWrite.All",
@@ -51,6 +61,15 @@ class Principal:
     upn: str = ""  # the signed-in user, for delegated tokens
 
 
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class _MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+
 @dataclass
 class SimUser:
     id: str
@@ -58,7 +77,8 @@ class SimUser:
     methods: dict[str, str] = field(default_factory=dict)  # phoneType -> stored phoneNumber
     sms_states: dict[str, str] = field(default_factory=dict)
     default_method: str = ""  # phoneType that is the user's default sign-in method
-    fresh_requests: int = 0  # answer 404 to this many requests first (directory replication)
+    other_methods: list[str] = field(default_factory=list)  # methods that aren't phones (e.g. "microsoftAuthenticator")
+    visible_from: float = 0.0  # tenant clock time before which Graph answers 404 (directory replication)
 
 
 @dataclass
@@ -79,7 +99,12 @@ class Faults:
         return random.uniform(self.latency, self.latency_max)
     writes_per_second: float | None = None
     reads_per_second: float | None = None
-    window_seconds: float = 1.0  # the budget is counted over this window: rate x window may come in a burst
+    # A budget refills at rate/s and holds rate x window_seconds, so that much may come in a burst.
+    window_seconds: float = 1.0
+    # With sliding_window, writes are counted as Graph documents them: at most rate x window_seconds
+    # in any window_seconds (3,000 per 150 s), so a burst fills the window and the 429 after it
+    # carries a long Retry-After: until the oldest write leaves the window.
+    sliding_window: bool = False
     retry_after: float | None = None  # fixed Retry-After for every 429 (fast tests); None: whole seconds, as Graph
     seed: int = 0
 
@@ -105,17 +130,57 @@ class _Bucket:
 
     def take(self) -> float:
         """0 if allowed, else seconds until a token is free."""
-        now = self.clock.now()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+        self._refill()
         if self.tokens >= 1:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate
 
+    def spend(self, count: int) -> None:
+        self._refill()
+        self.tokens -= count
+
+    def _refill(self) -> None:
+        now = self.clock.now()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
     @property
     def used(self) -> float:
         return 1 - self.tokens / self.capacity
+
+
+class _Window:
+    """At most `limit` requests in any `seconds`: a sliding window, as Graph counts its budgets."""
+
+    def __init__(self, rate: float, seconds: float, clock: Clock) -> None:
+        self.limit = max(1, round(rate * seconds))
+        self.seconds = seconds
+        self.clock = clock
+        self.times: deque[float] = deque()
+
+    def take(self) -> float:
+        """0 if allowed (and counted), else seconds until the window has room."""
+        now = self._forget_old()
+        if len(self.times) < self.limit:
+            self.times.append(now)
+            return 0.0
+        return self.times[0] + self.seconds - now
+
+    def spend(self, count: int) -> None:
+        now = self._forget_old()
+        self.times.extend([now] * count)
+
+    def _forget_old(self) -> float:
+        now = self.clock.now()
+        while self.times and self.times[0] <= now - self.seconds:
+            self.times.popleft()
+        return now
+
+    @property
+    def used(self) -> float:
+        self._forget_old()
+        return len(self.times) / self.limit
 
 
 class SimTenant:
@@ -127,7 +192,7 @@ class SimTenant:
         faults: Faults | None = None,
         tokens: dict[str, Principal] | None = None,
     ) -> None:
-        self.clock = clock or SystemClock()
+        self.clock = clock or _MonotonicClock()
         self.faults = faults or Faults()
         self.tokens = tokens if tokens is not None else {
             APP_TOKEN: Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All"}))
@@ -135,16 +200,19 @@ class SimTenant:
         self.users: dict[str, SimUser] = {}
         self.writes: list[dict] = []  # every write that changed the tenant, in order
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status or drop)
-        self.injected: dict[str, int] = {"429": 0, "503": 0, "500": 0, DROP_BEFORE: 0, DROP_AFTER: 0, "404-fresh": 0}
+        self.injected: dict[str, int] = {"429": 0, "503": 0, "500": 0, DROP_BEFORE: 0, DROP_AFTER: 0, "404-replicating": 0}
+        # Graph typically saves a mobile whose number another user holds, then answers 409.
+        self.not_unique_saves = True
         self.rate_limited = 0  # 429s because the caller went over the configured rate
         self.jwt_requests = 0  # requests signed with a JWT the tenant accepted
         self._random = random.Random(self.faults.seed)
         self._forced: list[tuple[str, str | None]] = []
         self._lock = threading.RLock()
         self._mobiles: Counter[str] | None = None  # digits of every mobile, while one request is answered
-        window = self.faults.window_seconds
-        self._write_bucket = _Bucket(self.faults.writes_per_second, window, self.clock) if self.faults.writes_per_second else None
-        self._read_bucket = _Bucket(self.faults.reads_per_second, window, self.clock) if self.faults.reads_per_second else None
+        f = self.faults
+        write_budget = _Window if f.sliding_window else _Bucket
+        self._write_bucket = write_budget(f.writes_per_second, f.window_seconds, self.clock) if f.writes_per_second else None
+        self._read_bucket = _Bucket(f.reads_per_second, f.window_seconds, self.clock) if f.reads_per_second else None
         for user in users:
             self.add(user)
 
@@ -154,8 +222,24 @@ class SimTenant:
             self.users[user.id.lower()] = user
             return user
 
-    def add_user(self, upn: str, methods: dict[str, str] | None = None, **kwargs) -> SimUser:
-        return self.add(SimUser(id=kwargs.pop("id", str(uuid.uuid4())), upn=upn, methods=dict(methods or {}), **kwargs))
+    def add_user(self, upn: str, methods: dict[str, str] | None = None, *, replicating_for: float = 0.0, **kwargs) -> SimUser:
+        """A user; with `replicating_for`, one created just now that Graph answers 404 for that many seconds."""
+        visible_from = self.clock.now() + replicating_for if replicating_for else 0.0
+        return self.add(SimUser(id=kwargs.pop("id", str(uuid.uuid4())), upn=upn, methods=dict(methods or {}),
+                                visible_from=visible_from, **kwargs))
+
+    def remove_user(self, user: str) -> None:
+        """Delete a user (by UPN or id), as an admin might between a plan and its apply."""
+        with self._lock:
+            found = self._find(user)
+            if found is not None:
+                del self.users[found.id.lower()]
+
+    def other_app_wrote(self, count: int) -> None:
+        """Spend `count` of the write budget now, as another job of the same app would."""
+        with self._lock:
+            if self._write_bucket is not None:
+                self._write_bucket.spend(count)
 
     def state(self) -> dict[str, dict[str, str]]:
         """upn -> {phoneType: stored number}, for asserting outcomes."""
@@ -167,9 +251,12 @@ class SimTenant:
 
     @classmethod
     def from_json(cls, path: str | Path, **kwargs) -> SimTenant:
+        """A tenant from {"users": [{"id", "upn", "methods", ..., "replicating_for": seconds}]}."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        users = [SimUser(**entry) for entry in data["users"]]
-        return cls(users, **kwargs)
+        tenant = cls(**kwargs)
+        for entry in data["users"]:
+            tenant.add_user(**entry)
+        return tenant
 
     # ---- the API ------------------------------------------------------------------
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes = b"", origin: str = "") -> SimResponse:
@@ -210,15 +297,12 @@ class SimTenant:
         throttled = self._throttle(is_write)
         if throttled is not None:
             return throttled
-        user = self.users.get(parts[1].lower()) or next(
-            (u for u in self.users.values() if u.upn.lower() == parts[1].lower()), None
-        )
+        user = self._find(parts[1])
         if user is None:
-            return _error(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist.")
-        if user.fresh_requests > 0:
-            user.fresh_requests -= 1
-            self.injected["404-fresh"] += 1
-            return _error(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist.")
+            return _error(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist or one of its queried reference-property objects are not present.")
+        if self.clock.now() < user.visible_from:
+            self.injected["404-replicating"] += 1
+            return _error(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist or one of its queried reference-property objects are not present.")
         if is_write and principal.delegated and principal.upn.lower() == user.upn.lower():
             return _error(403, "Authorization_RequestDenied", "Users can't change their own methods through this API.")
         response = self._route(method, version, parts[2:], user, principal, body)
@@ -229,6 +313,10 @@ class SimTenant:
             response.headers["x-ms-throttle-limit-percentage"] = f"{bucket.used:.2f}"
         return response
 
+    def _find(self, user: str) -> SimUser | None:
+        key = user.lower()
+        return self.users.get(key) or next((u for u in self.users.values() if u.upn.lower() == key), None)
+
     def _principal(self, headers: dict[str, str]) -> Principal | SimResponse:
         auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
         if not auth.startswith("Bearer "):
@@ -237,7 +325,7 @@ class SimTenant:
         principal = self.tokens.get(token)
         if principal is not None:
             return principal
-        claims = decode_claims(token)
+        claims = _jwt_claims(token)
         if not claims:
             return _error(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
         # Like Graph: the audience must be Graph, the token unexpired; roles (app) or scp (delegated) grant.
@@ -342,10 +430,11 @@ class SimTenant:
             return _error(400, "badRequest", f"A phone method of type {phone_type} already exists for this user.")
         if phone_type == "alternateMobile" and "mobile" not in user.methods:
             return _error(400, "badRequest", "An alternateMobile phone can only be added when the user has a mobile phone.")
-        user.methods[phone_type] = payload["phoneNumber"]
-        self._mobiles = None
-        user.sms_states[phone_type] = self._sms_state(user, phone_type)
-        self._record("create", user, phone_type, payload["phoneNumber"])
+        if self._shared_mobile(user, phone_type, payload["phoneNumber"]) and not self.not_unique_saves:
+            return _not_unique()
+        self._store(user, phone_type, payload["phoneNumber"], "create")
+        if user.sms_states[phone_type] == "phoneNumberNotUnique":
+            return _not_unique()
         return SimResponse(201, self._method_json(user, phone_type, None))
 
     def _update(self, user: SimUser, phone_type: str, body: bytes, version: str) -> SimResponse:
@@ -354,22 +443,37 @@ class SimTenant:
             return problem
         if payload["phoneType"] != phone_type:
             return _error(400, "badRequest", "phoneType can't be changed; create the new type and delete the old one.")
-        user.methods[phone_type] = payload["phoneNumber"]
-        self._mobiles = None
-        user.sms_states[phone_type] = self._sms_state(user, phone_type)
-        self._record("update", user, phone_type, payload["phoneNumber"])
+        if self._shared_mobile(user, phone_type, payload["phoneNumber"]) and not self.not_unique_saves:
+            return _not_unique()
+        self._store(user, phone_type, payload["phoneNumber"], "update")
+        if user.sms_states[phone_type] == "phoneNumberNotUnique":
+            return _not_unique()
         if version == "beta":
             return SimResponse(200, self._method_json(user, phone_type, None))
         return SimResponse(204)
 
+    def _store(self, user: SimUser, phone_type: str, number: str, kind: str) -> None:
+        user.methods[phone_type] = number
+        self._mobiles = None
+        user.sms_states[phone_type] = self._sms_state(user, phone_type)
+        self._record(kind, user, phone_type, number)
+
+    def _shared_mobile(self, user: SimUser, phone_type: str, number: str) -> bool:
+        return phone_type == "mobile" and any(
+            other is not user and _digits(other.methods.get("mobile", "")) == _digits(number) for other in self.users.values()
+        )
+
     def _delete(self, user: SimUser, phone_type: str) -> SimResponse:
-        if phone_type == user.default_method:
-            return _error(400, "badRequest", "The method is the user's default sign-in method and can't be deleted.")
+        others = [t for t in user.methods if t != phone_type] + user.other_methods
+        if phone_type == user.default_method and others:
+            return _error(400, "badRequest", "Cannot delete default method with other methods configured.")
         if phone_type == "mobile" and "alternateMobile" in user.methods:
             return _error(400, "badRequest", "The mobile phone can't be deleted while an alternateMobile phone exists.")
         number = user.methods.pop(phone_type)
         self._mobiles = None
         user.sms_states.pop(phone_type, None)
+        if phone_type == user.default_method:
+            user.default_method = ""
         self._record("delete", user, phone_type, number)
         return SimResponse(204)
 
@@ -396,7 +500,7 @@ class SimTenant:
         if principal is not None and principal.delegated:
             number = _mask(number)
         return {
-            "id": METHOD_IDS[PhoneType(phone_type)],
+            "id": PHONE_METHOD_IDS[phone_type],
             "phoneNumber": number,
             "phoneType": phone_type,
             "smsSignInState": user.sms_states.get(phone_type) or self._sms_state(user, phone_type),
@@ -456,18 +560,31 @@ def _payload(body: bytes) -> tuple[dict, SimResponse | None]:
         return payload, _error(400, "badRequest", f"Invalid phoneType {phone_type!r}.")
     if not isinstance(number, str) or not GRAPH_NUMBER.match(number):
         return payload, _error(400, "badRequest", f"Invalid phone number format {number!r}: use '+<cc> <number>x<ext>'.")
+    if "x" in number and phone_type != "office":
+        return payload, _error(400, "badRequest", "Extensions are supported only for office phones.")
     return payload, None
 
 
 def _type_for_id(method_id: str) -> str | None:
-    for phone_type, known in METHOD_IDS.items():
-        if known == method_id.lower():
-            return phone_type.value
-    return None
+    return next((phone_type for phone_type, known in PHONE_METHOD_IDS.items() if known == method_id.lower()), None)
 
 
 def _ordered(methods: dict[str, str]) -> list[str]:
-    return [t.value for t in PhoneType if t.value in methods]
+    return [t for t in PHONE_TYPES if t in methods]
+
+
+def _jwt_claims(token: str) -> dict:
+    """The payload of a JWT, unverified: this tenant trusts whatever the test signs."""
+    try:
+        _, payload, _ = token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _not_unique() -> SimResponse:
+    return _error(409, "phoneNumberNotUnique", "The phone number is already registered to another user and can't be used for SMS sign-in.")
 
 
 def _digits(number: str) -> str:
