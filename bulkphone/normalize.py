@@ -18,6 +18,7 @@ __all__ = [
     "Normalized",
     "Normalizer",
     "canonical",
+    "extension_problem",
     "is_masked",
     "normalize_number",
     "normalize_region",
@@ -35,6 +36,11 @@ SCIENTIFIC = re.compile(r"^\+?\d(?:[.,]\d+)?[eE]\+?\d+$")
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 
 NO_REGION = "no region: add a region column or --default-region"
+# Graph takes an extension only on an office phone (Entra "phone authentication options").
+EXTENSION_ONLY_OFFICE = (
+    "Graph supports extensions only on office phones ({number}): put this number in the office column, "
+    "or drop the extension (x{extension})"
+)
 
 _TYPE_NAMES = {value: name.lower() for name, value in vars(PhoneNumberType).items() if name.isupper()}
 
@@ -53,6 +59,14 @@ class Normalized(NamedTuple):
     @property
     def blank(self) -> bool:
         return not self.number and not self.error
+
+
+def extension_problem(number: str, phone_type: str) -> str:
+    """Why `number` (Graph's format) can't be this phone type's, or ""."""
+    _, _, extension = number.partition("x")
+    if extension and phone_type != "office":
+        return EXTENSION_ONLY_OFFICE.format(number=number, extension=extension)
+    return ""
 
 
 # Text that stands for "no number": no digits and either no letters at all (`-`, `--`, `.`, `?`)

@@ -34,7 +34,7 @@ from .files import refuse_overwriting, require_regular_file
 from .journal import ExportJournal, Journal, run_key
 from .mapping import IdentityMap
 from .model import Mode, PhoneType
-from .normalize import Normalizer, normalize_region
+from .normalize import Normalizer, extension_problem, normalize_region
 from .parallel import map_in_order
 from .planner import Cell, Plan, UserState, build_plan, settle_cells, user_key
 from .preflight import PreflightReport, preflight
@@ -413,7 +413,9 @@ def _cell_fields(
             region = region or user_regions.get(key, "") or region_default
             result = normalizer(raw, region)
             number, number_region, number_type, error, placeholder = result
-            if number and number_type in _CANT_SMS and phone_type != PhoneType.OFFICE.value:
+            if number and (error := extension_problem(number, phone_type)):
+                number = ""
+            elif number and number_type in _CANT_SMS and phone_type != PhoneType.OFFICE.value:
                 warning = f"{number_type.replace('_', ' ')} number in {phone_type}: it can't receive SMS codes"
         yield (row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded, "",
                source_user, placeholder)
