@@ -21,7 +21,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generator, Mapping, Protocol
+from typing import Callable, Generator, Mapping, Protocol, TypeVar
 
 import httpx
 
@@ -43,6 +43,7 @@ ACCESS_TOKEN_ENV = "BULKPHONE_ACCESS_TOKEN"
 CLIENT_SECRET_ENV = "BULKPHONE_CLIENT_SECRET"
 CERTIFICATE_PASSWORD_ENV = "BULKPHONE_CERTIFICATE_PASSWORD"
 FEDERATED_TOKEN_ENV = "AZURE_FEDERATED_TOKEN_FILE"
+T = TypeVar("T")
 AUTH_MODES = ("secret", "certificate", "managed-identity", "workload-identity", "device-code", "token")
 
 
@@ -200,12 +201,9 @@ def _confidential(client_id, authority, credential, settings, cloud, mode) -> Ms
     import msal
 
     cache = msal.TokenCache()
-    try:
-        app = msal.ConfidentialClientApplication(
-            client_id, authority=authority, client_credential=credential, token_cache=cache, **_msal_options(settings)
-        )
-    except ValueError as exc:
-        raise AuthError(f"sign-in ({mode}) can't use the authority {authority}: {_first_line(exc)}") from None
+    app = _reach_authority(mode, authority, lambda: msal.ConfidentialClientApplication(
+        client_id, authority=authority, client_credential=credential, token_cache=cache, **_msal_options(settings)
+    ))
     return MsalToken(lambda: app.acquire_token_for_client(scopes=[cloud.scope]), cache, mode)
 
 
@@ -228,7 +226,9 @@ def _device_code(client_id, authority, settings, cloud, prompt) -> MsalToken:
     import msal
 
     cache = msal.TokenCache()
-    app = msal.PublicClientApplication(client_id, authority=authority, token_cache=cache, **_msal_options(settings))
+    app = _reach_authority("device code", authority, lambda: msal.PublicClientApplication(
+        client_id, authority=authority, token_cache=cache, **_msal_options(settings)
+    ))
     scopes = [f"{cloud.graph_url}/UserAuthenticationMethod.ReadWrite.All"]
 
     def acquire() -> dict:
@@ -244,6 +244,19 @@ def _device_code(client_id, authority, settings, cloud, prompt) -> MsalToken:
         return app.acquire_token_by_device_flow(flow)
 
     return MsalToken(acquire, cache, "device code")
+
+
+def _reach_authority(mode: str, authority: str, make: Callable[[], T]) -> T:
+    """msal reads the authority's metadata when the app is made: a wrong or unreachable authority fails here."""
+    try:
+        return make()
+    except ValueError as exc:
+        raise AuthError(f"sign-in ({mode}) can't use the authority {authority}: {_first_line(exc)}") from None
+    except Exception as exc:  # requests and msal raise many types for an unreachable server
+        raise AuthError(
+            f"sign-in ({mode}) can't reach the authority {authority} ({type(exc).__name__}: {_first_line(exc)}). "
+            "Fix: check the cloud or authority URL, the tenant id, and the network or proxy (HTTPS_PROXY)"
+        ) from None
 
 
 def _certificate_credential(settings: AuthSettings, environ: Mapping[str, str]) -> dict:

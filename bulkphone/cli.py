@@ -14,7 +14,7 @@ import click
 
 from . import pipeline, report
 from .auth import ACCESS_TOKEN_ENV, AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings, token_provider
-from .clouds import CLOUDS, cloud_named, require_tls
+from .clouds import CLOUDS, check_graph_url, cloud_named
 from .console import ProgressDisplay, RowProgress
 from .errors import BulkphoneError, UnsafePlanError
 from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED
@@ -179,7 +179,8 @@ def check(source, probe_user, write, **options) -> int:
     probe = probe_user or (_first_user(source) if source else None)
     result = pipeline.check(connection, write=write, probe_user=probe)
     _say(f"check: signed in ({result.kind} token); permissions: {', '.join(result.granted) or 'unknown'}")
-    if result.probed_user:
+    _say(f"check: Graph at {result.graph_url} answered the probe read")
+    if result.probed_user and not any(result.probed_user in note for note in result.notes):
         _say(f"check: read {result.probed_user}'s phone methods: numbers are visible, not masked")
     for note in result.notes:
         _say(f"check: note: {note}")
@@ -446,7 +447,7 @@ def _connect(auth: AuthSettings, cloud_name: str, graph_url, max_writes_per_seco
             err=True,
         )
     # Before sign-in: msal may already reach the authority when the token provider is made.
-    require_tls(graph_url or cloud.graph_url, "the Graph URL", allow_insecure_http=allow_insecure_http)
+    check_graph_url(graph_url or cloud.graph_url, allow_insecure_http=allow_insecure_http)
     token = token_provider(auth, cloud, environ=environ, prompt=lambda message: _say(message, err=True))
     return pipeline.connect(
         token,

@@ -8,7 +8,9 @@ from urllib.parse import urlsplit
 
 from .errors import InputError
 
-__all__ = ["CLOUDS", "Cloud", "cloud_named", "origin", "require_tls"]
+__all__ = ["CLOUDS", "Cloud", "check_graph_url", "cloud_named", "origin", "require_tls"]
+
+_API_VERSIONS = ("v1.0", "beta")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,21 @@ def require_tls(url: str, what: str, *, allow_insecure_http: bool = False) -> No
             "Fix: use its https:// address (or --allow-insecure-http for a test server on a network you trust)."
         )
     raise InputError(f"{what} {url!r} is not an https:// URL. Fix: give the full address, e.g. https://graph.microsoft.com.")
+
+
+def check_graph_url(url: str, *, allow_insecure_http: bool = False) -> None:
+    """A Graph root the token may go to: https (see require_tls), and the root itself, since
+    bulkphone adds the API version."""
+    require_tls(url, "the Graph URL", allow_insecure_http=allow_insecure_http)
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise InputError(f"the Graph URL {url!r} names no host. Fix: give the Graph root, e.g. https://graph.microsoft.com.")
+    last = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    if last in _API_VERSIONS or parts.query or parts.fragment:
+        root = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/').removesuffix(last).rstrip('/')}"
+        raise InputError(
+            f"the Graph URL {url} goes past Graph's root (bulkphone adds /v1.0 itself). Fix: give the root, {root}."
+        )
 
 
 def origin(url: str) -> tuple[str, str, int | None]:

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .clouds import origin, require_tls
+from .clouds import check_graph_url, origin
 from .errors import (
     AmbiguousWriteError,
     AuthError,
@@ -75,7 +75,7 @@ class GraphClient:
         batch_concurrency: int = 8,
         allow_insecure_http: bool = False,
     ) -> None:
-        require_tls(base_url, "the Graph URL", allow_insecure_http=allow_insecure_http)
+        check_graph_url(base_url, allow_insecure_http=allow_insecure_http)
         self.http = http
         self.root = f"{base_url.rstrip('/')}/{version}"
         self.policy = policy or RetryPolicy()
@@ -160,7 +160,7 @@ class GraphClient:
         self.counters.batches += 1
         self.counters.reads += len(requests)
         try:
-            body = (await self._send("POST", "/$batch", {"requests": requests}, write=False)).json()
+            body = _json(await self._send("POST", "/$batch", {"requests": requests}, write=False))
         except (AuthError, ForbiddenError):
             raise
         except GraphError as exc:
@@ -199,7 +199,7 @@ class GraphClient:
     async def _read(self, path: str, *, retry: bool = True) -> dict:
         async def once() -> dict:
             self.counters.reads += 1
-            return (await self._send("GET", path, None, write=False)).json()
+            return _json(await self._send("GET", path, None, write=False))
 
         return await self.policy.run(once, on_retry=self.retried) if retry else await once()
 
@@ -234,8 +234,8 @@ class GraphClient:
             return response
         try:
             body = response.json()
-        except ValueError:
-            body = {"error": {"message": response.text[:200]}}
+        except ValueError:  # not Graph (a proxy's or another server's page): no code, and no page in messages
+            body = {"error": {"message": f"an answer that isn't JSON ({response.headers.get('content-type') or 'no content type'})"}}
         raise self._error(response.status_code, response.headers, body, write=write)
 
     def _error(self, status: int, headers: Mapping[str, str], body: dict, *, write: bool) -> GraphError:
@@ -263,6 +263,20 @@ class GraphClient:
             kind = AmbiguousWriteError if write else TransientError
             return kind(f"Graph is unavailable ({status} {code}): {message}", **fields)
         return PermanentError(f"Graph refused the request ({status} {code}): {message}", **fields)
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise PermanentError(
+            f"the answer from {response.request.url.host} isn't Graph's JSON (HTTP {response.status_code}, "
+            f"{response.headers.get('content-type') or 'no content type'})",
+            status=response.status_code,
+        )
+    return body
 
 
 def _user(user: str) -> str:

@@ -1,12 +1,13 @@
-"""Catch permission problems before row 1: read the token's claims, probe one read, and
-refuse masked numbers, with one message that says how to fix it."""
+"""Catch setup problems before row 1: read the token's claims, probe one read (which must
+reach Graph and be answered like Graph), and refuse masked numbers, with one message that
+says how to fix it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .auth import TokenProvider, decode_claims
-from .errors import AuthError, ForbiddenError, GraphError, PreflightError
+from .errors import AuthError, ForbiddenError, GraphError, NotFoundError, PreflightError, ThrottledError, TransientError
 from .graph import GraphClient
 from .normalize import is_masked
 
@@ -19,6 +20,9 @@ _GRANT_APP = (
     "Entra admin center → App registrations → {app} → API permissions → Add a permission → Microsoft Graph → "
     "Application permissions → {permission}, then 'Grant admin consent'"
 )
+# Probed when no user is known: Graph answers 404 with its own error code, which proves the URL
+# is Graph, reachable, and accepts the token.
+NOBODY = "00000000-0000-0000-0000-000000000000"
 _GRANT_DELEGATED = (
     "add the delegated permission {permission} to {app} with admin consent, and sign in as a user holding the "
     "Authentication Administrator or Privileged Authentication Administrator role"
@@ -31,6 +35,7 @@ class PreflightReport:
     granted: list[str] = field(default_factory=list)
     probed_user: str = ""
     notes: list[str] = field(default_factory=list)
+    graph_url: str = ""
 
 
 async def preflight(
@@ -59,18 +64,29 @@ async def preflight(
                 "delegated sign-in: Graph may mask numbers for an Authentication Administrator; "
                 "an application permission avoids that"
             )
+    report.graph_url = client.root
+    report.probed_user = probe_user or ""
+    try:
+        methods = await _probe(client, probe_user or NOBODY)
+    except (AuthError, ForbiddenError) as exc:
+        raise PreflightError(
+            f"reading {probe_user or 'a user'}'s phone methods failed: {exc.message}. Fix: the sign-in needs "
+            f"{' or '.join(needed)} (and, for a delegated sign-in, an authentication admin role)"
+        ) from None
+    except NotFoundError as exc:
+        if not exc.code:
+            raise _not_graph(client, exc) from None
+        if probe_user:
+            report.notes.append(f"{probe_user} was not found (404): Graph answered, so the run can start")
+        return report
+    except (TransientError, ThrottledError) as exc:
+        raise PreflightError(
+            f"can't reach Graph at {client.root}: {exc.message}. Fix: check --graph-url or --cloud, the network, "
+            "and any proxy (HTTPS_PROXY); nothing was read or written"
+        ) from None
+    except GraphError as exc:
+        raise _not_graph(client, exc) from None
     if probe_user:
-        report.probed_user = probe_user
-        try:
-            methods = await client.list_phone_methods(probe_user)
-        except (AuthError, ForbiddenError) as exc:
-            raise PreflightError(
-                f"reading {probe_user}'s phone methods failed: {exc.message}. Fix: the sign-in needs "
-                f"{' or '.join(needed)} (and, for a delegated sign-in, an authentication admin role)"
-            ) from None
-        except GraphError as exc:
-            report.notes.append(f"probe read of {probe_user} failed: {exc.message}")
-            return report
         masked = [m.phone_number for m in methods.values() if is_masked(m.phone_number)]
         if masked:
             raise PreflightError(
@@ -79,3 +95,20 @@ async def preflight(
                 "(--auth secret, certificate, managed-identity or workload-identity) instead of a delegated sign-in"
             )
     return report
+
+
+async def _probe(client: GraphClient, user: str):
+    """One read, and one more after a moment if the first met a transient failure: a setup
+    problem must show within seconds, not after a run's worth of retries."""
+    try:
+        return await client.list_phone_methods(user, retry=False)
+    except (TransientError, ThrottledError) as exc:
+        await client.policy.clock.sleep(min(client.policy.wait_for(exc, 1), 5.0))
+        return await client.list_phone_methods(user, retry=False)
+
+
+def _not_graph(client: GraphClient, exc: GraphError) -> PreflightError:
+    return PreflightError(
+        f"{client.root} doesn't answer like Microsoft Graph ({exc.message}). Fix: give Graph's root with "
+        "--graph-url (e.g. https://graph.microsoft.com, without /v1.0) or choose --cloud; nothing was read or written"
+    )
