@@ -105,6 +105,7 @@ class Faults:
     # in any window_seconds (3,000 per 150 s), so a burst fills the window and the 429 after it
     # carries a long Retry-After: until the oldest write leaves the window.
     sliding_window: bool = False
+    read_window_seconds: float | None = None  # the read budget's own window (Graph: 10 s), if not window_seconds
     retry_after: float | None = None  # fixed Retry-After for every 429 (fast tests); None: whole seconds, as Graph
     seed: int = 0
 
@@ -212,7 +213,8 @@ class SimTenant:
         f = self.faults
         write_budget = _Window if f.sliding_window else _Bucket
         self._write_bucket = write_budget(f.writes_per_second, f.window_seconds, self.clock) if f.writes_per_second else None
-        self._read_bucket = _Bucket(f.reads_per_second, f.window_seconds, self.clock) if f.reads_per_second else None
+        read_window = f.read_window_seconds or f.window_seconds
+        self._read_bucket = _Bucket(f.reads_per_second, read_window, self.clock) if f.reads_per_second else None
         for user in users:
             self.add(user)
 
