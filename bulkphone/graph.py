@@ -72,7 +72,7 @@ class GraphClient:
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         counters: Counters | None = None,
-        batch_concurrency: int = 8,
+        batch_concurrency: int = 32,
         allow_insecure_http: bool = False,
     ) -> None:
         check_graph_url(base_url, allow_insecure_http=allow_insecure_http)
@@ -123,35 +123,37 @@ class GraphClient:
         """
         results: dict[str, T | GraphError] = {}
         attempts = dict.fromkeys(users, 0)
-        pending = list(attempts)
         gate = asyncio.Semaphore(self.batch_concurrency)
 
-        async def read_chunk(chunk: list[str], retry: list[tuple[str, GraphError]]) -> None:
-            async with gate:
-                answers = await self._batch_get(chunk, url, parse)
-            for user in chunk:
-                attempts[user] += 1
-                answer = answers[user]
-                if not isinstance(answer, GraphError):
-                    results[user] = answer
-                elif isinstance(answer, (AuthError, ForbiddenError)):
-                    raise answer
-                elif self.policy.should_retry(answer, attempts[user]):
-                    retry.append((user, answer))
-                else:
-                    results[user] = answer
+        async def read_chunk(chunk: list[str]) -> None:
+            # Each chunk retries its own failures as soon as their wait is over, while the
+            # other chunks go on: one slow sub-request never holds up a whole pass.
+            while chunk:
+                async with gate:
+                    answers = await self._batch_get(chunk, url, parse)
+                retry: list[tuple[str, GraphError]] = []
+                for user in chunk:
+                    attempts[user] += 1
+                    answer = answers[user]
+                    if not isinstance(answer, GraphError):
+                        results[user] = answer
+                    elif isinstance(answer, (AuthError, ForbiddenError)):
+                        raise answer
+                    elif self.policy.should_retry(answer, attempts[user]):
+                        retry.append((user, answer))
+                    else:
+                        results[user] = answer
+                chunk = [user for user, _ in retry]
+                if chunk:
+                    self.counters.retries += len(chunk)
+                    await self.policy.clock.sleep(max(self.policy.wait_for(exc, attempts[u]) for u, exc in retry))
 
-        while pending:
-            retry: list[tuple[str, GraphError]] = []
-            chunks = [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]
-            failures = await asyncio.gather(*(read_chunk(chunk, retry) for chunk in chunks), return_exceptions=True)
-            for failure in failures:
-                if isinstance(failure, BaseException):
-                    raise failure
-            pending = [user for user, _ in retry]
-            if pending:
-                self.counters.retries += len(pending)
-                await self.policy.clock.sleep(max(self.policy.wait_for(exc, attempts[u]) for u, exc in retry))
+        pending = list(attempts)
+        chunks = [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]
+        failures = await asyncio.gather(*(read_chunk(chunk) for chunk in chunks), return_exceptions=True)
+        for failure in failures:
+            if isinstance(failure, BaseException):
+                raise failure
         return results
 
     async def _batch_get(self, users: list[str], url: Callable[[str], str], parse: Callable[[dict], T]) -> dict[str, T | GraphError]:
@@ -206,7 +208,11 @@ class GraphClient:
     async def _write(self, method: str, path: str, payload: dict | None = None) -> httpx.Response:
         await self.limiter.acquire()
         self.counters.writes += 1
-        response = await self._send(method, path, payload, write=True)
+        try:
+            response = await self._send(method, path, payload, write=True)
+        except (ThrottledError, TransientError, AmbiguousWriteError):
+            self.limiter.refund()
+            raise
         self.limiter.succeeded()
         return response
 
@@ -247,7 +253,7 @@ class GraphClient:
         if status == 429:
             self.counters.throttled += 1
             retry_after = _number(headers.get("retry-after"))
-            self.limiter.throttled_for(retry_after if retry_after is not None else 1.0)
+            self.limiter.throttled_for(retry_after if retry_after is not None else 1.0, write=write)
             event("throttled", retry_after=retry_after, write=write, rate=round(self.limiter.rate, 2),
                   scope=headers.get("x-ms-throttle-scope", ""), request_id=fields["request_id"])
             return ThrottledError(f"throttled by Graph: {message}", retry_after=retry_after, **fields)

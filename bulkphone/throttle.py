@@ -75,12 +75,19 @@ class RateLimiter:
                     wait = (1 - self._tokens) / self.rate
                 await self.clock.sleep(wait)
 
+    def refund(self) -> None:
+        """A write Graph didn't carry out (429, a 5xx, a lost connection) hands its token back:
+        the budget is Graph's count of writes, and a 429 corrects us if Graph counted it after all."""
+        self._tokens = min(max(self.capacity, self._tokens), self._tokens + 1)
+
     def succeeded(self) -> None:
         if self.clock.now() >= self._hold_until:
             self.rate = min(self.ceiling, self.rate + self.step)
 
-    def throttled_for(self, retry_after: float) -> None:
-        """Graph answered 429: everyone waits Retry-After, and the rate steps down once."""
+    def throttled_for(self, retry_after: float, *, write: bool = True) -> None:
+        """Graph answered 429: everyone waits Retry-After, and (for a write) the rate steps down
+        once. A read's 429 pauses the writes too (one budget of resource units) but says
+        nothing about the write rate."""
         self.throttled += 1
         now = self.clock.now()
         already_paused = now < self._resume_at
@@ -94,7 +101,7 @@ class RateLimiter:
             self._refill(resume_at, self.credit_limit)
             self.paused_seconds += resume_at - max(self._resume_at, now)
             self._resume_at = resume_at
-        if not already_paused:
+        if write and not already_paused:
             self.rate = max(self.floor, self.rate * self.decrease)
 
     def near_limit(self, used_fraction: float) -> None:

@@ -183,7 +183,7 @@ def test_json_logs_are_one_object_per_event_on_stderr(tmp_path, write_file):
 
     from bulkphone.sim import Faults
 
-    tenant = SimTenant(faults=Faults(writes_per_second=2, retry_after=0.05))
+    tenant = SimTenant(faults=Faults(writes_per_second=4, retry_after=0.3))  # an honest Retry-After
     for i in range(6):
         tenant.add_user(f"user{i}@contoso.com")
     tenant.add_user(ANN, {"mobile": "+1 4255550100", "office": "+1 4255550199"}, default_method="mobile")

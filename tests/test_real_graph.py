@@ -303,3 +303,18 @@ def test_the_sim_window_answers_a_full_window_with_a_long_retry_after(clock):
     response = http.post(f"https://graph.test/v1.0/users/{ANN}/authentication/phoneMethods",
                          json={"phoneType": "mobile", "phoneNumber": "+1 4255550100"})
     assert response.status_code == 429 and response.headers["Retry-After"] == "120"
+
+
+def test_a_reviewed_plan_keeps_waiting_for_a_user_that_was_new_when_planned(tenant, clock, write_file, tmp_path):
+    from bulkphone.planfile import read_plan, write_plan
+
+    connection = make_connection(tenant, clock)
+    plan = bulkphone.plan(write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\n"), connection=connection)
+    assert [(i.action.value, i.awaits_user) for i in plan.items] == [("create", True)]
+    write_plan(plan, tmp_path / "plan.csv")
+    reviewed = read_plan(tmp_path / "plan.csv")
+    assert reviewed.items == plan.items
+    tenant.add_user(ANN, replicating_for=20)  # created after the plan, still replicating at apply
+    result = bulkphone.apply(reviewed, connection=connection, verify_unchanged=True)
+    assert result.outcomes[(2, "mobile")].status is Status.OK
+    assert tenant.state()[ANN] == {"mobile": "+1 4255550100"}

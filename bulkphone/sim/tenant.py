@@ -198,7 +198,8 @@ class SimTenant:
         self.tokens = tokens if tokens is not None else {
             APP_TOKEN: Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All"}))
         }
-        self.users: dict[str, SimUser] = {}
+        self.users: dict[str, SimUser] = {}  # by lower-case object id
+        self._by_upn: dict[str, SimUser] = {}  # Graph finds a user by UPN as fast as by id
         self.writes: list[dict] = []  # every write that changed the tenant, in order
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status or drop)
         self.injected: dict[str, int] = {"429": 0, "503": 0, "500": 0, DROP_BEFORE: 0, DROP_AFTER: 0, "404-replicating": 0}
@@ -222,6 +223,7 @@ class SimTenant:
     def add(self, user: SimUser) -> SimUser:
         with self._lock:
             self.users[user.id.lower()] = user
+            self._by_upn[user.upn.lower()] = user
             return user
 
     def add_user(self, upn: str, methods: dict[str, str] | None = None, *, replicating_for: float = 0.0, **kwargs) -> SimUser:
@@ -236,6 +238,7 @@ class SimTenant:
             found = self._find(user)
             if found is not None:
                 del self.users[found.id.lower()]
+                self._by_upn.pop(found.upn.lower(), None)
 
     def other_app_wrote(self, count: int) -> None:
         """Spend `count` of the write budget now, as another job of the same app would."""
@@ -317,7 +320,7 @@ class SimTenant:
 
     def _find(self, user: str) -> SimUser | None:
         key = user.lower()
-        return self.users.get(key) or next((u for u in self.users.values() if u.upn.lower() == key), None)
+        return self.users.get(key) or self._by_upn.get(key)
 
     def _principal(self, headers: dict[str, str]) -> Principal | SimResponse:
         auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
@@ -505,7 +508,8 @@ class SimTenant:
             "id": PHONE_METHOD_IDS[phone_type],
             "phoneNumber": number,
             "phoneType": phone_type,
-            "smsSignInState": user.sms_states.get(phone_type) or self._sms_state(user, phone_type),
+            # Graph keeps the state it found when the number was registered; work it out once.
+            "smsSignInState": user.sms_states.get(phone_type) or user.sms_states.setdefault(phone_type, self._sms_state(user, phone_type)),
         }
 
     def _record(self, kind: str, user: SimUser, phone_type: str, number: str) -> None:
