@@ -210,7 +210,7 @@ class GraphClient:
         self.counters.writes += 1
         try:
             response = await self._send(method, path, payload, write=True)
-        except (ThrottledError, TransientError, AmbiguousWriteError):
+        except (TransientError, AmbiguousWriteError):
             self.limiter.refund()
             raise
         self.limiter.succeeded()

@@ -276,7 +276,7 @@ def _now() -> str:
 
 
 def _dump(record: PlanItem | Outcome) -> str:
-    return json.dumps(dataclasses.asdict(record))  # the str enums are written as their values
+    return json.dumps(vars(record))  # flat records; the str enums are written as their values
 
 
 def _load(kind, text: str, **convert):

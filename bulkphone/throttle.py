@@ -8,8 +8,10 @@ not just the one that was told.
 
 Graph counts writes over a 150-second window (3,000 per window, 20/s on average), not per
 second. Normally the bucket holds one second of burst; but the budget Graph frees during a
-pause it imposed (up to a whole window's worth) is credited and spent as a burst when the pause
-ends, so a long Retry-After after a burst costs no sustained throughput.
+pause it imposed (up to a whole window's worth) is credited and spent as a burst when the pause ends, so a long Retry-After after a burst
+costs no sustained throughput. A 429 after that drops whatever credit is left. A write that
+failed without a 429 hands its token back (Graph's budget counts writes); if Graph counted it
+after all, its next 429 corrects the rate.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class RateLimiter:
         self._queue: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self.paused_seconds = 0.0
         self.throttled = 0
+        self._throttled_at = 0.0  # the rate the last write's 429 came at
 
     async def acquire(self) -> None:
         """Wait until this caller may send one write. Callers are served in turn."""
@@ -76,9 +79,12 @@ class RateLimiter:
                 await self.clock.sleep(wait)
 
     def refund(self) -> None:
-        """A write Graph didn't carry out (429, a 5xx, a lost connection) hands its token back:
-        the budget is Graph's count of writes, and a 429 corrects us if Graph counted it after all."""
-        self._tokens = min(max(self.capacity, self._tokens), self._tokens + 1)
+        """A write that failed without a 429 (no connection, a 5xx, a lost response) hands its
+        token back, up to one second's burst: the budget is Graph's count of writes, and should
+        Graph have counted it after all, its next 429 corrects the rate. (A 429's own token is
+        not handed back: the pause's credit already counts what Graph refills.)"""
+        if self._tokens < self.capacity:
+            self._tokens = min(self.capacity, self._tokens + 1)
 
     def succeeded(self) -> None:
         if self.clock.now() >= self._hold_until:
@@ -94,7 +100,7 @@ class RateLimiter:
         resume_at = now + retry_after
         if not already_paused:
             # A 429 says the budget is spent now: a credit still banked was wrong.
-            self._tokens = min(self._tokens, 1.0)
+            self._tokens = 0.0
         if resume_at > self._resume_at:
             # Graph refills its budget during the pause at its own pace, whatever we learn
             # now: credit the pause at the rate we had, before stepping down, up to a window.
@@ -102,13 +108,17 @@ class RateLimiter:
             self.paused_seconds += resume_at - max(self._resume_at, now)
             self._resume_at = resume_at
         if write and not already_paused:
+            self._throttled_at = self.rate
             self.rate = max(self.floor, self.rate * self.decrease)
 
     def near_limit(self, used_fraction: float) -> None:
         """Graph says the app has used this share of its limit (sent only above 0.8): stop
-        climbing for a second. Not a step down: every response after a burst carries the
-        header, and only a 429 says the rate is too high."""
-        self._hold_until = self.clock.now() + 1.0
+        climbing for a second, unless the rate is still below the one the last 429 came at.
+        Not a step down: running at the ceiling, every response carries the header, and only
+        a 429 says the rate is too high; nor a reason to stay below a rate Graph accepted (a
+        429 can be about another app's burst)."""
+        if self.rate >= self._throttled_at:
+            self._hold_until = self.clock.now() + 1.0
 
     def _refill(self, now: float, limit: float | None = None) -> None:
         """Add the tokens earned since the last refill, up to `limit` (default: one second's burst;

@@ -102,3 +102,41 @@ def test_budget_refilled_during_a_pause_is_not_lost():
     assert times[0] == pytest.approx(resume)
     # after the pause, a short burst uses what the tenant refilled meanwhile
     assert times[5] - times[0] < 5 / limiter.rate
+
+
+def test_a_reads_429_pauses_the_writes_without_lowering_their_rate():
+    clock = FakeClock()
+    limiter = RateLimiter(20, clock=clock, start_fraction=1.0)
+    limiter.throttled_for(3, write=False)
+    assert limiter.rate == 20
+    assert acquire_times(limiter, 1)[0] == pytest.approx(clock.now()) and clock.sleeps[0] == pytest.approx(3)
+
+
+def test_a_write_that_failed_without_a_429_hands_its_token_back_up_to_one_seconds_burst():
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, start_fraction=1.0)
+    acquire_times(limiter, 1)
+    start = clock.now()
+    limiter.refund()
+    acquire_times(limiter, 1)
+    assert clock.now() == start  # the handed-back token was used at once
+    for _ in range(50):
+        limiter.refund()
+    times = acquire_times(limiter, 12)
+    assert times[9] == start and times[10] > start  # never more than the one second's burst
+
+
+
+def test_after_a_429_it_climbs_back_to_the_rate_graph_accepted_even_near_the_limit():
+    clock = FakeClock()
+    limiter = RateLimiter(40, clock=clock, start_fraction=0.5)
+    limiter.throttled_for(1)  # a 429 at 20/s (another app's burst, say)
+    assert limiter.rate == 16
+    clock.advance(1)
+    for _ in range(10):
+        limiter.near_limit(0.95)  # running near the limit, every answer says so
+        limiter.succeeded()
+    assert limiter.rate == 20  # back to the rate that drew the 429, and held there while Graph is near its limit
+    clock.advance(1.5)
+    limiter.succeeded()
+    assert limiter.rate == 21
