@@ -1,7 +1,7 @@
 """One adaptive write-rate limiter for the whole run.
 
-A token bucket whose rate starts below the ceiling and climbs back to it after every success
-(additive increase), drops when Graph answers 429 (multiplicative decrease, once per pause, so
+A token bucket whose rate starts at the ceiling (by default Graph's documented one) and climbs
+back to it after every success (additive increase), drops when Graph answers 429 (multiplicative decrease, once per pause, so
 a burst of 429s counts as one signal) and stops climbing for a second when Graph says the app
 is near its limit (`x-ms-throttle-limit-percentage`). A 429's Retry-After pauses every worker,
 not just the one that was told.
@@ -37,7 +37,7 @@ class RateLimiter:
         ceiling: float = DEFAULT_WRITES_PER_SECOND,
         clock: Clock | None = None,
         *,
-        start_fraction: float = 0.5,
+        start_fraction: float = 1.0,
         burst_seconds: float = 1.0,
         decrease: float = 0.8,
         climb_seconds: float = 1.0,
@@ -101,10 +101,13 @@ class RateLimiter:
         if not already_paused:
             # A 429 says the budget is spent now: a credit still banked was wrong.
             self._tokens = 0.0
+            self._updated = now
         if resume_at > self._resume_at:
-            # Graph refills its budget during the pause at its own pace, whatever we learn
-            # now: credit the pause at the rate we had, before stepping down, up to a window.
-            self._refill(resume_at, self.credit_limit)
+            # Graph refills its budget during the pause at its own pace (the ceiling), whatever
+            # our rate was and whatever we learn now: credit the pause, up to a window's worth.
+            start = max(self._updated, now)
+            self._tokens = min(self.credit_limit, self._tokens + (resume_at - start) * self.ceiling)
+            self._updated = resume_at
             self.paused_seconds += resume_at - max(self._resume_at, now)
             self._resume_at = resume_at
         if write and not already_paused:
@@ -120,11 +123,11 @@ class RateLimiter:
         if self.rate >= self._throttled_at:
             self._hold_until = self.clock.now() + 1.0
 
-    def _refill(self, now: float, limit: float | None = None) -> None:
-        """Add the tokens earned since the last refill, up to `limit` (default: one second's burst;
-        a pause's credit above that is kept until spent)."""
+    def _refill(self, now: float) -> None:
+        """Add the tokens earned since the last refill, up to one second's burst (a pause's
+        credit above that is kept until spent)."""
         if now > self._updated:
-            cap = max(limit or self.capacity, min(self._tokens, self.credit_limit))
+            cap = max(self.capacity, self._tokens)
             self._tokens = min(cap, self._tokens + (now - self._updated) * self.rate)
             self._updated = now
 

@@ -42,9 +42,9 @@ def test_it_never_exceeds_the_ceiling_for_long_even_when_it_keeps_succeeding():
     assert 1000 / elapsed <= 20 * 1.02  # at most the one-second burst above the ceiling
 
 
-def test_it_starts_below_the_ceiling_and_climbs_back_after_a_429():
+def test_started_below_the_ceiling_it_climbs_and_steps_down_once_per_pause():
     clock = FakeClock()
-    limiter = RateLimiter(40, clock=clock)
+    limiter = RateLimiter(40, clock=clock, start_fraction=0.5)
     assert limiter.rate == 20
     for _ in range(100):
         limiter.succeeded()
@@ -63,7 +63,7 @@ def test_it_starts_below_the_ceiling_and_climbs_back_after_a_429():
 
 def test_near_limit_holds_the_climb_for_a_second():
     clock = FakeClock()
-    limiter = RateLimiter(40, clock=clock)
+    limiter = RateLimiter(40, clock=clock, start_fraction=0.5)
     limiter.near_limit(0.99)
     limiter.succeeded()
     assert limiter.rate == 20
