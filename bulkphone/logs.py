@@ -1,6 +1,6 @@
 """Structured events for schedulers. The library only emits them (stdlib logging, logger
-"bulkphone"); the CLI decides where they go: one JSON object per line on stderr with
-`--log-format json`, nothing extra in the human format."""
+"bulkphone"); the caller decides where they go. The CLI writes one JSON object per line on stderr with
+`--log-format json`; in the human format its summary line and the report say it all."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import logging
 __all__ = ["JsonFormatter", "event", "logger", "use_json_logs"]
 
 logger = logging.getLogger("bulkphone")
+# A library never prints: without a handler of the caller's, events go nowhere (not to
+# logging's last-resort stderr handler).
+logger.addHandler(logging.NullHandler())
 
 
 def event(name: str, level: int = logging.INFO, **fields) -> None:

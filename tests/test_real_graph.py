@@ -318,3 +318,4 @@ def test_a_reviewed_plan_keeps_waiting_for_a_user_that_was_new_when_planned(tena
     result = bulkphone.apply(reviewed, connection=connection, verify_unchanged=True)
     assert result.outcomes[(2, "mobile")].status is Status.OK
     assert tenant.state()[ANN] == {"mobile": "+1 4255550100"}
+
