@@ -233,9 +233,8 @@ class GraphClient:
         except httpx.TransportError as exc:
             kind = AmbiguousWriteError if write else TransientError
             raise kind(f"connection lost during {method} ({type(exc).__name__}: {exc})") from exc
-        used = _number(response.headers.get("x-ms-throttle-limit-percentage"))
-        if used is not None:
-            self.limiter.near_limit(used)
+        if "x-ms-throttle-limit-percentage" in response.headers:
+            self.limiter.near_limit()
         if response.is_success:
             return response
         try:

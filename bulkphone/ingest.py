@@ -13,7 +13,7 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Protocol
 
 import openpyxl
 from openpyxl.utils import get_column_letter
@@ -21,17 +21,21 @@ import pandas as pd
 
 from .errors import InputError
 from .files import require_regular_file
-from .model import PhoneType
+from .model import PhoneType, user_key
 from .normalize import normalize_region
-from .planner import user_key
 from .text import clip, restore
 
-if TYPE_CHECKING:
-    from .mapping import IdentityMap
-
-__all__ = ["TIDY_COLUMNS", "Table", "count_rows", "iter_input", "read_input", "read_table", "read_users"]
+__all__ = ["TIDY_COLUMNS", "Table", "UserMapping", "count_rows", "iter_input", "read_input", "read_table", "read_users"]
 
 TIDY_COLUMNS = ["row", "user", "sourceUser", "phoneType", "raw", "region", "error"]
+
+
+class UserMapping(Protocol):
+    """Who a user of the file is in the tenant (bulkphone.mapping.IdentityMap is one)."""
+
+    def target(self, user: str) -> tuple[str, str]:
+        """(target user, "") or ("", why there is none)."""
+
 
 _ALIASES = {
     "user": {"user", "userprincipalname", "upn", "objectid", "id", "userid", "username", "signinname"},
@@ -64,7 +68,7 @@ def read_input(path: str | Path) -> pd.DataFrame:
     return pd.concat(list(iter_input(path)), ignore_index=True)
 
 
-def iter_input(path: str | Path, chunk_rows: int | None = None, identity: IdentityMap | None = None) -> Iterator[pd.DataFrame]:
+def iter_input(path: str | Path, chunk_rows: int | None = None, identity: UserMapping | None = None) -> Iterator[pd.DataFrame]:
     """The tidy frame in pieces of `chunk_rows` input rows (CSV), so memory stays flat on big files.
 
     With an identity map, `user` is the mapped (target) user and `sourceUser` the one the file
@@ -87,7 +91,7 @@ def iter_input(path: str | Path, chunk_rows: int | None = None, identity: Identi
         yield tidy[TIDY_COLUMNS].sort_values(["row", "phoneType"], key=_type_order_key, kind="stable").reset_index(drop=True)
 
 
-def _map_users(tidy: pd.DataFrame, identity: IdentityMap) -> None:
+def _map_users(tidy: pd.DataFrame, identity: UserMapping) -> None:
     targets = {user: identity.target(user) for user in tidy["user"].unique() if user}
     mapped = tidy["user"] != ""
     tidy.loc[mapped, "sourceUser"] = tidy.loc[mapped, "user"]

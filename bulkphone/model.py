@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = [
     "Action",
@@ -12,6 +12,7 @@ __all__ = [
     "PhoneType",
     "Status",
     "METHOD_IDS",
+    "user_key",
 ]
 
 
@@ -26,13 +27,6 @@ class PhoneType(str, enum.Enum):
     @property
     def method_id(self) -> str:
         return METHOD_IDS[self]
-
-    @classmethod
-    def from_method_id(cls, method_id: str) -> PhoneType:
-        for phone_type, known in METHOD_IDS.items():
-            if known == method_id:
-                return phone_type
-        raise ValueError(f"unknown phone method id {method_id!r}")
 
 
 # Graph gives each phone type a fixed method id, the same in every tenant.
@@ -86,4 +80,8 @@ class PhoneMethod:
     phone_type: PhoneType
     phone_number: str
     sms_sign_in_state: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
+
+
+def user_key(user: str) -> str:
+    """UPNs are case-insensitive in Entra ID, and so are object ids."""
+    return user.strip().lower()

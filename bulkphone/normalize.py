@@ -25,8 +25,6 @@ __all__ = [
     "placeholder",
 ]
 
-# Graph's own format: one space after the country code, digits, optional x + extension.
-GRAPH_FORMAT = re.compile(r"^\+(\d{1,3}) (\d+)(?:x(\d+))?$")
 MASKED = re.compile(r"[Xx*•]{2,}")
 INTERNATIONAL_SIMPLE = re.compile(r"^\+\d[\d .\-]*$")
 NATIONAL_SIMPLE = re.compile(r"^\(?\d[\d ().\-/]*$")

@@ -33,10 +33,10 @@ from .export import ExportResult, export_users
 from .files import refuse_overwriting, require_regular_file
 from .journal import ExportJournal, Journal, run_key
 from .mapping import IdentityMap
-from .model import Mode, PhoneType
+from .model import Mode, PhoneType, user_key
 from .normalize import Normalizer, extension_problem, normalize_region
 from .parallel import map_in_order
-from .planner import Cell, Plan, UserState, build_plan, settle_cells, user_key
+from .planner import Cell, Plan, UserState, build_plan, settle_cells
 from .preflight import PreflightReport, preflight
 from .retry import RetryPolicy
 from .safety import SafetyLimits, check_safety

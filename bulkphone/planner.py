@@ -13,10 +13,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, NamedTuple
 
-from .model import Action, Mode, PhoneMethod, PhoneType, Status
+from .model import Action, Mode, PhoneMethod, PhoneType, Status, user_key
 from .normalize import canonical, is_masked
 
-__all__ = ["AWAITS_USER_NOTE", "Cell", "Plan", "PlanItem", "UserState", "build_plan", "execution_rank", "placeholder_note", "settle_cells", "user_key"]
+__all__ = ["AWAITS_USER_NOTE", "Cell", "Plan", "PlanItem", "UserState", "build_plan", "execution_rank", "placeholder_note", "settle_cells"]
 
 MASKED_REASON = (
     "current number {current} is masked, so it can't be compared: sign in with an application "
@@ -40,11 +40,6 @@ EMPTY_AND_FILLED = (
 
 _CREATE_ORDER = [PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE]
 _DELETE_ORDER = list(reversed(_CREATE_ORDER))
-
-
-def user_key(user: str) -> str:
-    """UPNs are case-insensitive in Entra ID, and so are object ids."""
-    return user.strip().lower()
 
 
 class Cell(NamedTuple):

@@ -114,7 +114,7 @@ class RateLimiter:
             self._throttled_at = self.rate
             self.rate = max(self.floor, self.rate * self.decrease)
 
-    def near_limit(self, used_fraction: float) -> None:
+    def near_limit(self) -> None:
         """Graph says the app has used this share of its limit (sent only above 0.8): stop
         climbing for a second, unless the rate is still below the one the last 429 came at.
         Not a step down: running at the ceiling, every response carries the header, and only

@@ -64,7 +64,7 @@ def test_started_below_the_ceiling_it_climbs_and_steps_down_once_per_pause():
 def test_near_limit_holds_the_climb_for_a_second():
     clock = FakeClock()
     limiter = RateLimiter(40, clock=clock, start_fraction=0.5)
-    limiter.near_limit(0.99)
+    limiter.near_limit()
     limiter.succeeded()
     assert limiter.rate == 20
     clock.advance(1.5)
@@ -134,7 +134,7 @@ def test_after_a_429_it_climbs_back_to_the_rate_graph_accepted_even_near_the_lim
     assert limiter.rate == 16
     clock.advance(1)
     for _ in range(10):
-        limiter.near_limit(0.95)  # running near the limit, every answer says so
+        limiter.near_limit()  # running near the limit, every answer says so
         limiter.succeeded()
     assert limiter.rate == 20  # back to the rate that drew the 429, and held there while Graph is near its limit
     clock.advance(1.5)
