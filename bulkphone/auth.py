@@ -15,8 +15,6 @@ appear in a message, a log line or a report.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Generator, Mapping, Protocol, TypeVar
 
 import httpx
+import jwt
 
 from .clouds import Cloud
 from .errors import AuthError, InputError
@@ -122,13 +121,9 @@ class BearerAuth(httpx.Auth):
 
 def decode_claims(token: str) -> dict:
     """The claims of a JWT access token, unverified (Graph verifies it; we only read roles/scp)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return {}
     try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(padded))
-    except (ValueError, TypeError):
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
         return {}
     return claims if isinstance(claims, dict) else {}
 

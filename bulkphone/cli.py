@@ -28,7 +28,7 @@ from .files import refuse_overwriting
 from .model import Mode
 from .planfile import plan_checksum, read_plan, write_plan
 from .planner import Plan
-from .safety import SafetyLimits
+from .safety import DEFAULT_LIMITS, SafetyLimits
 from .text import clip, printable
 from .throttle import DEFAULT_WRITES_PER_SECOND
 
@@ -225,8 +225,8 @@ def _plan_run(connection, source, report_path: Path, *, users, default_region, m
 @click.option("--plan", "plan_path", type=click.Path(path_type=Path), help="Apply this reviewed plan (from bulkphone plan --report) exactly, instead of planning INPUT.")
 @click.option("--approve", "approved", metavar="SHA", help="With --plan: the plan checksum the change board approved; any other plan is refused. Without it, only a plan signed with this machine's plan key is applied.")
 @click.option("--journal", "journal_path", type=click.Path(path_type=Path), help="Run journal (SQLite) for resuming after a crash; default: next to the report.")
-@click.option("--max-update-percent", type=click.FloatRange(0, 100), default=30, show_default=True, help="Refuse a plan that updates more than this share of the existing numbers.")
-@click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=10, show_default=True, help="Refuse a plan that deletes more than this share of the existing numbers.")
+@click.option("--max-update-percent", type=click.FloatRange(0, 100), default=DEFAULT_LIMITS.max_update_share * 100, show_default=True, help="Refuse a plan that updates more than this share of the existing numbers.")
+@click.option("--max-delete-percent", type=click.FloatRange(0, 100), default=DEFAULT_LIMITS.max_delete_share * 100, show_default=True, help="Refuse a plan that deletes more than this share of the existing numbers.")
 @click.option("--max-changes", type=click.IntRange(min=0), help="Refuse a plan with more changes than this.")
 @click.option("--force", is_flag=True, help="Apply even when the plan is above the safety limits.")
 @click.option("--changed-only", is_flag=True, help="Skip rows whose number equals the one the journal last verified (cheap scheduled re-runs; plan always reads live state).")

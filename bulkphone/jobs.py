@@ -25,6 +25,7 @@ from .errors import InputError
 from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS
 from .files import require_regular_file
 from .model import Mode
+from .safety import DEFAULT_LIMITS
 from .throttle import DEFAULT_WRITES_PER_SECOND
 
 __all__ = ["Job", "Source", "load_job"]
@@ -114,8 +115,8 @@ class Job:
     max_writes_per_second: float = DEFAULT_WRITES_PER_SECOND
     max_concurrency: int = DEFAULT_CONCURRENCY
     wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS
-    max_update_percent: float = 30.0
-    max_delete_percent: float = 10.0
+    max_update_percent: float = DEFAULT_LIMITS.max_update_share * 100
+    max_delete_percent: float = DEFAULT_LIMITS.max_delete_share * 100
     max_changes: int | None = None
 
 

@@ -13,7 +13,7 @@ from .errors import UnsafePlanError
 from .model import Action
 from .planner import Plan
 
-__all__ = ["SafetyLimits", "check_safety"]
+__all__ = ["DEFAULT_LIMITS", "SafetyLimits", "check_safety"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class SafetyLimits:
     max_delete_share: float = 0.10
     max_changes: int | None = None
     min_existing: int = 10  # below this many existing numbers the shares aren't checked
+
+
+DEFAULT_LIMITS = SafetyLimits()  # the CLI's and job files' defaults come from here
 
 
 def check_safety(plan: Plan, limits: SafetyLimits) -> None:

@@ -11,7 +11,6 @@ and an `x`, can't call anything, and are written as they are.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 __all__ = ["clip", "defuse", "defuse_row", "printable", "restore"]
 

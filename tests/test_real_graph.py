@@ -134,7 +134,7 @@ def test_a_new_user_is_waited_for_while_everyone_else_proceeds(tenant, clock, wr
 
 
 def test_a_user_that_never_appears_is_reported_after_the_wait(tenant, clock, write_file):
-    path = write_file("in.csv", f"user,mobile,office\nghost@contoso.com,+1 425 555 0100,\n")
+    path = write_file("in.csv", "user,mobile,office\nghost@contoso.com,+1 425 555 0100,\n")
     result = bulkphone.apply(path, connection=make_connection(tenant, clock), wait_for_new_users=30)
     rows = result_rows(result)
     assert {r["status"] for r in rows} == {"skipped"}
