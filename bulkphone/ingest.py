@@ -28,6 +28,8 @@ from .text import clip, restore
 __all__ = ["TIDY_COLUMNS", "Table", "UserMapping", "count_rows", "iter_input", "read_input", "read_table", "read_users"]
 
 TIDY_COLUMNS = ["row", "user", "sourceUser", "phoneType", "raw", "region", "error"]
+# Line 1 is the header, so the first data row is row 2, as a spreadsheet shows it.
+FIRST_DATA_ROW = 2
 
 
 class UserMapping(Protocol):
@@ -251,10 +253,10 @@ def _read_csv(path: Path, chunk_rows: int | None) -> Iterator[Table]:
     )
     try:
         if chunk_rows is None:
-            yield _numbered(pd.read_csv(path, **options), 2, layout)
+            yield _numbered(pd.read_csv(path, **options), FIRST_DATA_ROW, layout)
             return
         with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
-            first_row = 2  # line 1 is the header, so the first data row is row 2, as a spreadsheet shows it
+            first_row = FIRST_DATA_ROW
             for chunk in reader:
                 yield _numbered(chunk, first_row, layout)
                 first_row += len(chunk)
@@ -298,7 +300,7 @@ def _scan_csv(path: Path) -> _CsvLayout:
             header = next(records, None) or []
             width, widest, problems = len(header), len(header), {}
             text_seen = any(field.strip() for field in header)
-            for row, record in enumerate(records, start=2):
+            for row, record in enumerate(records, start=FIRST_DATA_ROW):
                 if not text_seen:
                     text_seen = any(field.strip() for field in record)
                 if len(record) == width or not any(field.strip() for field in record):
@@ -407,7 +409,7 @@ def _read_sheet(path: Path) -> Table:
         data: dict[int, list[str]] = {}
         maybe_formulas: set[int] = set()
         if header:
-            for row, values in enumerate(sheet.iter_rows(min_row=2, max_col=len(header), values_only=True), start=2):
+            for row, values in enumerate(sheet.iter_rows(min_row=FIRST_DATA_ROW, max_col=len(header), values_only=True), start=FIRST_DATA_ROW):
                 texts = [_text(value) for value in values]
                 if any(texts):
                     data[row] = texts
@@ -426,7 +428,7 @@ def _unsaved_formulas(path: Path, data: dict[int, list[str]], rows: set[int], wi
     workbook = _open_workbook(path, data_only=True)
     try:
         saved_rows = workbook.worksheets[0].iter_rows(min_row=2, max_col=width, values_only=True)
-        for row, saved in enumerate(saved_rows, start=2):
+        for row, saved in enumerate(saved_rows, start=FIRST_DATA_ROW):
             if row not in rows:
                 continue
             texts = data[row]

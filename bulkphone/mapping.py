@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .errors import InputError
+from .model import user_key
 from .ingest import read_table
 from .text import clip
 
@@ -27,7 +28,7 @@ class IdentityMap:
 
     def target(self, user: str) -> tuple[str, str]:
         """(target user, "") or ("", why there is none)."""
-        key = user.strip().lower()
+        key = user_key(user)
         if key in self.users:
             if self.users[key]:
                 return self.users[key], ""
@@ -71,7 +72,7 @@ def _read_map(path: Path) -> dict[str, str]:
     users: dict[str, str] = {}
     frame = table.frame
     for line, source, target in zip(frame.index, frame[names["sourceuser"]], frame[names["targetuser"]]):
-        key = source.strip().lower()
+        key = user_key(source)
         if not key:
             continue
         if key in users and users[key] != target.strip():

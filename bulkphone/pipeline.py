@@ -399,7 +399,7 @@ def _cell_fields(
     for row, user, source_user, phone_type, raw, written, error in zip(*columns):
         written = written.strip()
         region = sys.intern(written.upper())  # millions of cells, a few hundred regions
-        key = user.strip().lower()
+        key = user_key(user)
         excluded = number = number_region = number_type = warning = placeholder = ""
         if known_users is not None and key not in known_users:
             excluded = "" if error else "not in the users file: left out of this run"
