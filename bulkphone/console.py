@@ -28,15 +28,7 @@ class ProgressDisplay:
 
     def __enter__(self) -> ProgressDisplay:
         if self.interactive:
-            self._bar = Progress(
-                TextColumn("applying"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.1f} writes/s, {task.fields[throttled]} throttled"),
-                TimeRemainingColumn(),
-                console=Console(file=self.stream),
-                transient=True,
-            )
+            self._bar = _bar(self.stream, "applying", "{task.fields[rate]:.1f} writes/s, {task.fields[throttled]} throttled")
             self._bar.__enter__()
         return self
 
@@ -75,15 +67,7 @@ class RowProgress:
         self._bar = None
         self._total = total
         if stream.isatty():
-            self._bar = Progress(
-                TextColumn(doing),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn(unit),
-                TimeRemainingColumn(),
-                console=Console(file=stream),
-                transient=True,
-            )
+            self._bar = _bar(stream, doing, unit)
 
     def __enter__(self) -> RowProgress:
         if self._bar is not None:
@@ -98,3 +82,9 @@ class RowProgress:
     def update(self, done: int, total: int | None = None) -> None:
         if self._bar is not None:
             self._bar.update(self._task, completed=done, **({"total": total} if total is not None else {}))
+
+
+def _bar(stream: TextIO, doing: str, detail: str) -> Progress:
+    """A live bar that disappears when done: what, the bar, done/total, `detail`, time left."""
+    return Progress(TextColumn(doing), BarColumn(), MofNCompleteColumn(), TextColumn(detail), TimeRemainingColumn(),
+                    console=Console(file=stream), transient=True)
