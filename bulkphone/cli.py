@@ -209,9 +209,8 @@ def _plan_run(connection, source, report_path: Path, *, users, default_region, m
         source, connection=connection, users=users, default_region=default_region, mode=mode, check_first=True,
         identity=identity,
     )
-    rows = report.plan_rows(the_plan)
-    checksum = plan_checksum(the_plan)
-    write_plan(the_plan, report_path)
+    saved = write_plan(the_plan, report_path)
+    rows, checksum = saved.rows, saved.checksum
     _write_summaries(rows, report_path, "plan", settings, {"reads": connection.counters.reads, "writes": 0}, checksum)
     _say(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {connection.counters.reads} reads, 0 writes; report: {report_path}")
     _say(f"plan checksum: {checksum} (apply exactly this plan: bulkphone apply --plan {report_path} --approve {checksum})")

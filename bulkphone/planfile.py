@@ -25,6 +25,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import InputError
 from .files import require_regular_file
@@ -33,7 +34,7 @@ from .planner import AWAITS_USER_NOTE, Plan, PlanItem
 from .report import REPORT_COLUMNS, plan_rows, write_csv
 from .text import restore
 
-__all__ = ["CHECKSUM_COLUMN", "PLAN_KEY_ENV", "SIGNATURE_COLUMN", "plan_checksum", "plan_key", "read_plan", "write_plan"]
+__all__ = ["CHECKSUM_COLUMN", "PLAN_KEY_ENV", "SIGNATURE_COLUMN", "SavedPlan", "plan_checksum", "plan_key", "read_plan", "write_plan"]
 
 CHECKSUM_COLUMN = "planChecksum"
 SIGNATURE_COLUMN = "planSignature"
@@ -60,7 +61,13 @@ def plan_checksum(plan: Plan) -> str:
     return _checksum([[str(row[c]) for c in REPORT_COLUMNS] for row in plan_rows(plan)])
 
 
-def write_plan(plan: Plan, path: str | Path, *, key: bytes | None = None) -> Path:
+class SavedPlan(NamedTuple):
+    path: Path
+    checksum: str
+    rows: list[dict]  # the report rows written, for summaries
+
+
+def write_plan(plan: Plan, path: str | Path, *, key: bytes | None = None) -> SavedPlan:
     """Write the plan CSV with its checksum and its signature under `key` (default: plan_key();
     no signature when there is no key)."""
     rows = plan_rows(plan)
@@ -70,7 +77,7 @@ def write_plan(plan: Plan, path: str | Path, *, key: bytes | None = None) -> Pat
     for row in rows:
         row[CHECKSUM_COLUMN] = checksum
         row[SIGNATURE_COLUMN] = signature
-    return write_csv(rows, path, REPORT_COLUMNS + [CHECKSUM_COLUMN, SIGNATURE_COLUMN])
+    return SavedPlan(write_csv(rows, path, REPORT_COLUMNS + [CHECKSUM_COLUMN, SIGNATURE_COLUMN]), checksum, rows)
 
 
 def read_plan(path: str | Path, mode: Mode | str = Mode.UPSERT, *, approved: str | None = None, key: bytes | None = None) -> Plan:

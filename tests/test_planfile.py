@@ -33,7 +33,7 @@ def test_a_plan_round_trips_through_its_csv(tmp_path):
 
 @pytest.mark.parametrize("column, value", [("phoneNumber", "+1 4255559999"), ("action", "delete"), ("user", "eve@contoso.com")])
 def test_an_edited_plan_is_refused(tmp_path, column, value):
-    path = write_plan(sample(), tmp_path / "plan.csv")
+    path = write_plan(sample(), tmp_path / "plan.csv").path
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     rows[0][column] = value
