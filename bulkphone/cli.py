@@ -61,7 +61,7 @@ def _handled(command):
                 _fail(stop.message, stop.code)
             sys.exit(stop.code)
         except UnsafePlanError as exc:
-            _fail(str(exc), EXIT_UNSAFE)
+            _fail(_refusal(exc, _FLAGS, "bulkphone plan", "--force"), EXIT_UNSAFE)
         except BulkphoneError as exc:
             _fail(str(exc), EXIT_CONFIG)
         except KeyboardInterrupt:
@@ -83,6 +83,19 @@ def _handled(command):
         sys.exit(code or EXIT_OK)
 
     return wrapper
+
+
+# How each safety limit is set, on the command line and in a job file.
+_FLAGS = {"max_changes": "--max-changes", "max_update_share": "--max-update-percent", "max_delete_share": "--max-delete-percent"}
+_JOB_KEYS = {"max_changes": "max_changes", "max_update_share": "max_update_percent", "max_delete_share": "max_delete_percent"}
+
+
+def _refusal(exc: UnsafePlanError, settings: dict[str, str], review: str, force: str) -> str:
+    limits = " or ".join(settings[name] for name in exc.exceeded)
+    return (
+        f"refusing to apply: the plan {'; and '.join(exc.problems)}. Nothing was written. "
+        f"Fix: review the plan ({review}), then run again with {force} or a higher {limits}."
+    )
 
 
 def _fail(message: str, code: int) -> None:
@@ -377,8 +390,12 @@ def run(job_path, do_apply, force, changed_only) -> int:
     if not do_apply:
         return _plan_run(connection, job.file, job.report_folder / "plan.csv", **options)
     limits = None if force else SafetyLimits(job.max_update_percent / 100, job.max_delete_percent / 100, job.max_changes)
-    return _apply_run(connection, job.file, results, _journal_beside(results),
-                      limits=limits, changed_only=changed_only, wait_for_new_users=job.wait_for_new_users, **options)
+    try:
+        return _apply_run(connection, job.file, results, _journal_beside(results),
+                          limits=limits, changed_only=changed_only, wait_for_new_users=job.wait_for_new_users, **options)
+    except UnsafePlanError as exc:  # in the job file's words: its [limits] keys, not the flags
+        keys = {name: f"{key} in [limits] of {job.path}" for name, key in _JOB_KEYS.items()}
+        raise Exit(EXIT_UNSAFE, _refusal(exc, keys, f"bulkphone run {job.path}", "--force")) from None
 
 
 def _journal_beside(report_path: Path) -> Path:

@@ -53,7 +53,18 @@ class PreflightError(BulkphoneError):
 
 
 class UnsafePlanError(BulkphoneError):
-    """The plan updates or deletes more than the safety limits allow; nothing was written."""
+    """The plan updates or deletes more than the safety limits allow; nothing was written.
+
+    `problems` says by how much, in words; `exceeded` names the SafetyLimits fields, so a
+    caller can name its own setting (a CLI flag, a job-file key)."""
+
+    def __init__(self, problems: list[str], exceeded: list[str]) -> None:
+        self.problems = problems
+        self.exceeded = exceeded
+        super().__init__(
+            "refusing to apply: the plan " + "; and ".join(problems) + ". Nothing was written. "
+            "Fix: review the plan, then apply it with higher limits, or without them once you are sure."
+        )
 
 
 class GraphError(BulkphoneError):

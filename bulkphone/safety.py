@@ -32,23 +32,21 @@ def check_safety(plan: Plan, limits: SafetyLimits) -> None:
     counts = plan.counts()
     existing = sum(1 for item in plan.items if item.current)
     writes = plan.write_count
-    problems = []
+    problems, exceeded = [], []
     if limits.max_changes is not None and writes > limits.max_changes:
-        problems.append(f"{writes} changes, {writes - limits.max_changes} over --max-changes {limits.max_changes}")
+        problems.append(f"makes {writes} changes, {writes - limits.max_changes} over the limit of {limits.max_changes}")
+        exceeded.append("max_changes")
     if existing >= limits.min_existing:
-        for action, limit, option in (
-            (Action.UPDATE, limits.max_update_share, "--max-update-percent"),
-            (Action.DELETE, limits.max_delete_share, "--max-delete-percent"),
+        for action, limit, setting in (
+            (Action.UPDATE, limits.max_update_share, "max_update_share"),
+            (Action.DELETE, limits.max_delete_share, "max_delete_share"),
         ):
             share = counts[action.value] / existing
             if share > limit:
                 problems.append(
                     f"{action.value}s {counts[action.value]} of {existing} existing numbers ({share:.0%}), "
-                    f"above the {limit:.0%} limit ({option})"
+                    f"above the {limit:.0%} limit on {action.value}s"
                 )
+                exceeded.append(setting)
     if problems:
-        raise UnsafePlanError(
-            "refusing to apply: the plan " + "; and ".join(problems)
-            + ". Nothing was written. Fix: review the plan (bulkphone plan), then run again with --force "
-            "or a higher limit."
-        )
+        raise UnsafePlanError(problems, exceeded)

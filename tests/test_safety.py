@@ -32,13 +32,13 @@ LIMITS = SafetyLimits(max_update_share=0.30, max_delete_share=0.10, max_changes=
     [
         (plan_with(existing=100, updates=29), None),
         (plan_with(existing=100, updates=30), None),
-        (plan_with(existing=100, updates=31), r"updates 31 of 100 existing numbers \(31%\), above the 30% limit \(--max-update-percent\)"),
+        (plan_with(existing=100, updates=31), r"updates 31 of 100 existing numbers \(31%\), above the 30% limit on updates"),
         (plan_with(existing=100, deletes=9), None),
         (plan_with(existing=100, deletes=10), None),
-        (plan_with(existing=100, deletes=11), r"deletes 11 of 100 existing numbers \(11%\), above the 10% limit \(--max-delete-percent\)"),
+        (plan_with(existing=100, deletes=11), r"deletes 11 of 100 existing numbers \(11%\), above the 10% limit on deletes"),
         (plan_with(existing=0, creates=49), None),
         (plan_with(existing=0, creates=50), None),
-        (plan_with(existing=0, creates=51), r"51 changes, 1 over --max-changes 50"),
+        (plan_with(existing=0, creates=51), r"makes 51 changes, 1 over the limit of 50"),
     ],
     ids=["updates-below", "updates-at", "updates-above", "deletes-below", "deletes-at", "deletes-above",
          "changes-below", "changes-at", "changes-above"],
@@ -61,9 +61,10 @@ def test_every_exceeded_limit_is_named():
     with pytest.raises(UnsafePlanError) as caught:
         check_safety(plan_with(existing=100, updates=40, deletes=20), SafetyLimits(max_changes=10))
     message = str(caught.value)
-    assert "60 changes, 50 over --max-changes 10" in message
+    assert "makes 60 changes, 50 over the limit of 10" in message
     assert "updates 40 of 100" in message and "deletes 20 of 100" in message
-    assert "--force" in message and "Nothing was written" in message
+    assert "Nothing was written" in message and "--" not in message  # no CLI flag in the library's words
+    assert caught.value.exceeded == ["max_changes", "max_update_share", "max_delete_share"]
 
 
 @pytest.fixture
@@ -86,6 +87,7 @@ def test_apply_refuses_with_exit_3_and_writes_nothing(busy_tenant, tmp_path):
     refused = CliRunner().invoke(main, args, env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN})
     assert refused.exit_code == 3
     assert "updates 8 of 20 existing numbers (40%), above the 30% limit" in refused.output
+    assert "run again with --force or a higher --max-update-percent" in refused.output
     assert tenant.writes == []
     forced = CliRunner().invoke(main, args + ["--force"], env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN})
     assert forced.exit_code == 0, forced.output
@@ -97,3 +99,21 @@ def test_a_higher_limit_lets_it_through(busy_tenant, tmp_path):
     args = ["apply", str(source), "--report", str(tmp_path / "r.csv"), "--graph-url", url, "--max-update-percent", "40"]
     assert CliRunner().invoke(main, args, env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN}).exit_code == 0
     assert len(tenant.writes) == 8
+
+
+def test_a_job_is_told_its_own_keys_not_the_flags(busy_tenant, tmp_path):
+    tenant, url, source = busy_tenant
+    job = tmp_path / "job.toml"
+    job.write_text(f"""
+[input]
+file = "{source}"
+[connection]
+auth = "token"
+graph_url = "{url}"
+[report]
+folder = "reports"
+""")
+    refused = CliRunner().invoke(main, ["run", str(job), "--apply"], env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN})
+    assert refused.exit_code == 3
+    assert f"run again with --force or a higher max_update_percent in [limits] of {job}" in refused.output
+    assert "--max-update-percent" not in refused.output and tenant.writes == []
