@@ -60,6 +60,10 @@ class AuthSettings:
     managed_identity_client_id: str | None = None  # a user-assigned identity
     federated_token_file: str | None = None
     authority_url: str | None = None  # overrides the cloud's login authority (tests, private clouds)
+    # The environment variables that hold the secrets (a job file may name its own).
+    secret_env: str = CLIENT_SECRET_ENV
+    certificate_password_env: str = CERTIFICATE_PASSWORD_ENV
+    token_env: str = ACCESS_TOKEN_ENV
 
 
 class StaticToken:
@@ -139,7 +143,7 @@ def token_provider(
     environ = os.environ if environ is None else environ
     mode = settings.mode or _detect_mode(settings, environ)
     if mode == "token":
-        return StaticToken(_need(environ.get(ACCESS_TOKEN_ENV), f"set {ACCESS_TOKEN_ENV}"))
+        return StaticToken(_need(environ.get(settings.token_env), f"set {settings.token_env}"))
     if mode == "managed-identity":
         return _managed_identity(settings, cloud)
     tenant = _need(settings.tenant_id, "give --tenant-id (or BULKPHONE_TENANT_ID)")
@@ -153,7 +157,7 @@ def token_provider(
     if mode == "device-code":
         return _device_code(client_id, authority, settings, cloud, prompt)
     if mode == "secret":
-        credential = _need(environ.get(CLIENT_SECRET_ENV), f"put the app's secret in the environment variable {CLIENT_SECRET_ENV}")
+        credential = _need(environ.get(settings.secret_env), f"put the app's secret in the environment variable {settings.secret_env}")
     elif mode == "certificate":
         credential = _certificate_credential(settings, environ)
     elif mode == "workload-identity":
@@ -164,19 +168,19 @@ def token_provider(
 
 
 def _detect_mode(settings: AuthSettings, environ: Mapping[str, str]) -> str:
-    if environ.get(ACCESS_TOKEN_ENV):
+    if environ.get(settings.token_env):
         return "token"
     if settings.certificate:
         return "certificate"
-    if environ.get(CLIENT_SECRET_ENV):
+    if environ.get(settings.secret_env):
         return "secret"
     if settings.federated_token_file or environ.get(FEDERATED_TOKEN_ENV):
         return "workload-identity"
     if settings.managed_identity_client_id or environ.get("IDENTITY_ENDPOINT") or environ.get("MSI_ENDPOINT"):
         return "managed-identity"
     raise InputError(
-        "no credentials: set BULKPHONE_ACCESS_TOKEN, or give --tenant-id and --client-id with the app's secret in "
-        f"{CLIENT_SECRET_ENV}, a --certificate, a federated token file ({FEDERATED_TOKEN_ENV}), "
+        f"no credentials: set {settings.token_env}, or give --tenant-id and --client-id with the app's secret in "
+        f"{settings.secret_env}, a --certificate, a federated token file ({FEDERATED_TOKEN_ENV}), "
         "or choose --auth managed-identity or --auth device-code. See README: Authentication."
     )
 
@@ -264,7 +268,7 @@ def _certificate_credential(settings: AuthSettings, environ: Mapping[str, str]) 
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: can't read the certificate ({exc.strerror}). Fix: check the path.") from None
-    password = environ.get(CERTIFICATE_PASSWORD_ENV)
+    password = environ.get(settings.certificate_password_env)
     secret = password.encode() if password else None
     try:
         if path.suffix.lower() in (".pfx", ".p12"):
@@ -273,7 +277,7 @@ def _certificate_credential(settings: AuthSettings, environ: Mapping[str, str]) 
             key = serialization.load_pem_private_key(data, secret)
             certificate = x509.load_pem_x509_certificate(data)
     except (ValueError, TypeError) as exc:
-        hint = f"set {CERTIFICATE_PASSWORD_ENV} to its password" if "password" in str(exc).lower() else (
+        hint = f"set {settings.certificate_password_env} to its password" if "password" in str(exc).lower() else (
             "give a PEM file holding both the private key and the certificate, or a .pfx"
         )
         raise InputError(f"{path}: can't load the certificate and its private key. Fix: {hint}.") from None

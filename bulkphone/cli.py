@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from . import pipeline, report
-from .auth import ACCESS_TOKEN_ENV, AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings, token_provider
+from .auth import AUTH_MODES, AuthSettings, token_provider
 from .clouds import CLOUDS, check_graph_url, cloud_named
 from .console import ProgressDisplay, RowProgress
 from .errors import BulkphoneError, UnsafePlanError
@@ -368,7 +368,6 @@ def run(job_path, do_apply, force, changed_only) -> int:
     refuse_overwriting(inputs, outputs)
     identity = load_identity_map(job.map_file, job.upn_domains)
     connection = _connect(job.auth, job.cloud, job.graph_url, job.max_writes_per_second, job.max_concurrency,
-                          _job_environ(job.secret_env, job.certificate_password_env, job.token_env),
                           allow_insecure_http=job.allow_insecure_http)
     settings = _settings(job=job.path, name=job.name, source=job.file, users=job.users, mode=job.mode,
                          default_region=job.default_region, cloud=job.cloud, graph_url=job.graph_url,
@@ -379,7 +378,6 @@ def run(job_path, do_apply, force, changed_only) -> int:
         # A migration: export the source tenant first; its CSV is this run's input.
         source = job.source
         reader = _connect(source.auth, source.cloud, source.graph_url, job.max_writes_per_second, job.max_concurrency,
-                          _job_environ(source.secret_env, source.certificate_password_env, source.token_env),
                           allow_insecure_http=source.allow_insecure_http)
         event("run.start", command="export", settings=settings)
         _export_run(reader, job.file, _journal_beside(job.file), users=source.users, include_empty=source.include_empty)
@@ -413,16 +411,6 @@ def _journal_files(journal_path: Path) -> list[Path]:
     return [journal_path, *(journal_path.with_name(journal_path.name + end) for end in ("-wal", "-shm", ".lock"))]
 
 
-def _job_environ(secret_env: str, certificate_password_env: str, token_env: str) -> dict[str, str]:
-    """The environment with the job's named variables under the names bulkphone reads."""
-    environ = dict(os.environ)
-    for wanted, standard in ((secret_env, CLIENT_SECRET_ENV), (certificate_password_env, CERTIFICATE_PASSWORD_ENV),
-                             (token_env, ACCESS_TOKEN_ENV)):
-        if environ.get(wanted):
-            environ[standard] = environ[wanted]
-    return environ
-
-
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bulkphone-demo"), show_default=True, help="Folder for the demo's reports.")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Folder with the demo's input files (default: the repository's sample_data).")
@@ -453,7 +441,7 @@ def _connection(options: dict):
                     allow_insecure_http=options.pop("allow_insecure_http"))
 
 
-def _connect(auth: AuthSettings, cloud_name: str, graph_url, max_writes_per_second, max_concurrency, environ=None, *,
+def _connect(auth: AuthSettings, cloud_name: str, graph_url, max_writes_per_second, max_concurrency, *,
              allow_insecure_http: bool = False):
     cloud = cloud_named(cloud_name)
     if cloud.name == "china":
@@ -464,7 +452,7 @@ def _connect(auth: AuthSettings, cloud_name: str, graph_url, max_writes_per_seco
         )
     # Before sign-in: msal may already reach the authority when the token provider is made.
     check_graph_url(graph_url or cloud.graph_url, allow_insecure_http=allow_insecure_http)
-    token = token_provider(auth, cloud, environ=environ, prompt=lambda message: _say(message, err=True))
+    token = token_provider(auth, cloud, prompt=lambda message: _say(message, err=True))
     return pipeline.connect(
         token,
         graph_url=graph_url or cloud.graph_url,

@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .auth import ACCESS_TOKEN_ENV, AUTH_MODES, CERTIFICATE_PASSWORD_ENV, CLIENT_SECRET_ENV, AuthSettings
+from .auth import AUTH_MODES, CLIENT_SECRET_ENV, AuthSettings
 from .clouds import CLOUDS
 from .errors import InputError
 from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS
@@ -85,9 +85,6 @@ class Source:
     auth: AuthSettings = field(default_factory=AuthSettings)
     cloud: str = "global"
     graph_url: str | None = None
-    secret_env: str = CLIENT_SECRET_ENV
-    certificate_password_env: str = CERTIFICATE_PASSWORD_ENV
-    token_env: str = ACCESS_TOKEN_ENV
     allow_insecure_http: bool = False
     users: Path | None = None  # None: every user of the tenant
     include_empty: bool = False
@@ -105,9 +102,6 @@ class Job:
     cloud: str = "global"
     graph_url: str | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)
-    secret_env: str = CLIENT_SECRET_ENV
-    certificate_password_env: str = CERTIFICATE_PASSWORD_ENV
-    token_env: str = ACCESS_TOKEN_ENV
     allow_insecure_http: bool = False
     source: Source | None = None
     map_file: Path | None = None

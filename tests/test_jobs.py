@@ -24,7 +24,7 @@ def test_shipped_examples_load_and_point_at_real_files(name):
 def test_the_migration_example_exports_from_one_tenant_and_maps_into_another():
     job = load_job(ROOT / "jobs" / "tenant-to-tenant.toml")
     assert job.source is not None and job.source.auth.tenant_id != job.auth.tenant_id
-    assert job.source.secret_env == "FABRIKAM_CLIENT_SECRET" and job.secret_env == "CONTOSO_CLIENT_SECRET"
+    assert job.source.auth.secret_env == "FABRIKAM_CLIENT_SECRET" and job.auth.secret_env == "CONTOSO_CLIENT_SECRET"
     assert job.map_file.exists() and job.upn_domains == ("fabrikam.com=contoso.com",)
     assert job.file == job.report_folder / "source.csv"  # the export is the run's input
 
@@ -102,3 +102,24 @@ def test_run_is_a_dry_run_unless_asked_to_apply(sim_job, tmp_path):
 
     again = runner.invoke(main, ["run", str(job), "--apply"], env=env)
     assert again.exit_code == 1 and len(tenant.writes) == 15
+
+
+def test_a_job_is_told_the_secret_variable_it_names(tmp_path):
+    from click.testing import CliRunner
+
+    from bulkphone.cli import main
+
+    path = write_job(tmp_path, f"""
+[input]
+file = "{ROOT / 'sample_data' / 'phones.csv'}"
+[connection]
+auth = "secret"
+tenant_id = "00000000-0000-0000-0000-000000000000"
+client_id = "00000000-0000-0000-0000-000000000001"
+secret_env = "CHANGEBOARD_APP_SECRET"
+[report]
+folder = "reports"
+""")
+    result = CliRunner().invoke(main, ["run", str(path)], env={"CHANGEBOARD_APP_SECRET": "", "BULKPHONE_CLIENT_SECRET": "ignored"})
+    assert result.exit_code == 2
+    assert "CHANGEBOARD_APP_SECRET" in result.output and "BULKPHONE_CLIENT_SECRET" not in result.output
