@@ -215,7 +215,7 @@ async def plan_async(
     async with connection.open() as client:
         return await _plan(
             client, source, users=users, default_region=default_region, mode=mode,
-            check=(connection.token, False) if check_first else None, identity=identity,
+            signin=connection.token if check_first else None, identity=identity,
         )
 
 
@@ -271,19 +271,21 @@ async def apply_async(
         if journal is not None:
             key = _run_key(plan_or_source, users, default_region, mode, connection.graph_url, identity)
             resumed = journal.resume(key)
-        check = (connection.token, True) if check_first else None
+        preflight_first = check_first  # once: while planning, or here for a plan made earlier
         if resumed is not None:
             the_plan, run_id = resumed.plan, resumed.run_id
         elif isinstance(plan_or_source, Plan):
             the_plan = plan_or_source
         else:
             the_plan = await _plan(
-                client, plan_or_source, users=users, default_region=default_region, mode=mode, check=check,
+                client, plan_or_source, users=users, default_region=default_region, mode=mode,
+                signin=connection.token if check_first else None, write=True,
                 verified=journal.verified() if changed_only else None, identity=identity,
             )
-            check = None
-        if check is not None:
-            await preflight(check[0], client, write=True, probe_user=next((i.user for i in the_plan.items if i.action.writes), None))
+            preflight_first = False
+        if preflight_first:
+            probe = next((item.user for item in the_plan.items if item.action.writes), None)
+            await preflight(connection.token, client, write=True, probe_user=probe)
         if limits is not None and resumed is None:
             check_safety(the_plan, limits)
         if journal is not None and run_id is None:
@@ -314,12 +316,14 @@ def apply(plan_or_source: Plan | str | Path, *, connection: Connection, **option
     return run_sync(apply_async(plan_or_source, connection=connection, **options))
 
 
-async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, check=None, verified=None, identity=None) -> Plan:
+async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, signin: TokenProvider | None = None,
+                write: bool = False, verified=None, identity=None) -> Plan:
+    """Read and settle the cells, check the sign-in first when `signin` is given (for a run that
+    will `write` or not), read the users' current methods, and decide."""
     cells = settle_cells(load_cells(source, users=users, default_region=default_region, identity=identity), Mode(mode), verified)
     wanted = [cell.user for cell in cells if not cell.error and not cell.excluded and not cell.unchanged]
-    if check is not None:
-        token, write = check
-        await preflight(token, client, write=write, probe_user=wanted[0] if wanted else None)
+    if signin is not None:
+        await preflight(signin, client, write=write, probe_user=wanted[0] if wanted else None)
     try:
         current = await read_current(client, wanted)
     except ForbiddenError as exc:
