@@ -105,10 +105,6 @@ def test_run_is_a_dry_run_unless_asked_to_apply(sim_job, tmp_path):
 
 
 def test_a_job_is_told_the_secret_variable_it_names(tmp_path):
-    from click.testing import CliRunner
-
-    from bulkphone.cli import main
-
     path = write_job(tmp_path, f"""
 [input]
 file = "{ROOT / 'sample_data' / 'phones.csv'}"
