@@ -222,7 +222,7 @@ class _Run:
                 left = deadline - clock.now()
                 if not waiting or left <= 0:
                     break
-                await clock.sleep(min(pause, left))
+                await self._nap(min(pause, left))
                 pause = min(longest, pause * growth)
             if not self._halted():
                 for items in waiting:
@@ -230,6 +230,13 @@ class _Run:
         finally:
             for _ in range(workers):
                 queue.put_nowait(None)
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep, but wake within a second of a stop (Ctrl-C, or a run-wide error)."""
+        clock = self.client.policy.clock
+        end = clock.now() + seconds
+        while not self._halted() and (left := end - clock.now()) > 0:
+            await clock.sleep(min(left, 1.0))
 
     def _never_appeared(self, items: list[PlanItem]) -> None:
         error = (

@@ -319,3 +319,21 @@ def test_a_reviewed_plan_keeps_waiting_for_a_user_that_was_new_when_planned(tena
     assert result.outcomes[(2, "mobile")].status is Status.OK
     assert tenant.state()[ANN] == {"mobile": "+1 4255550100"}
 
+
+
+def test_a_stop_ends_the_wait_for_new_users_at_once(tenant, clock, write_file, monkeypatch):
+    monkeypatch.setattr(bulkphone.executor, "NEW_USER_POLL", (60.0, 1.0, 60.0))  # long pauses between reads
+    tenant.add_user(BOB)
+    path = write_file("in.csv", f"user,mobile\nghost@contoso.com,+1 425 555 0100\n{BOB},+1 425 555 0101\n")
+    plan = bulkphone.plan(path, connection=make_connection(tenant, clock))
+    stop = asyncio.Event()
+
+    def interrupt_after_bob(progress):
+        stop.set()  # Ctrl-C once Bob's change is done, while the ghost is still awaited
+
+    started = clock.now()
+    result = asyncio.run(bulkphone.apply_async(plan, connection=make_connection(tenant, clock), stop=stop,
+                                               progress=interrupt_after_bob))
+    assert result.stopped == "interrupted" and clock.now() - started < 5  # not the minute's pause
+    assert result.outcomes[(3, "mobile")].status is Status.OK
+    assert result.outcomes[(2, "mobile")].error.startswith("not attempted: interrupted")
