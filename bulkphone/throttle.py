@@ -115,8 +115,9 @@ class RateLimiter:
             self.rate = max(self.floor, self.rate * self.decrease)
 
     def near_limit(self) -> None:
-        """Graph says the app has used this share of its limit (sent only above 0.8): stop
-        climbing for a second, unless the rate is still below the one the last 429 came at.
+        """Graph says the app is near its limit (`x-ms-throttle-limit-percentage`, sent above 80%
+        used): stop climbing for a second, unless the rate is still below the one the last 429
+        came at.
         Not a step down: running at the ceiling, every response carries the header, and only
         a 429 says the rate is too high; nor a reason to stay below a rate Graph accepted (a
         429 can be about another app's burst)."""
