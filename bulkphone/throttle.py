@@ -1,17 +1,18 @@
 """One adaptive write-rate limiter for the whole run.
 
-A token bucket whose rate starts at the ceiling (by default Graph's documented one) and climbs
-back to it after every success (additive increase), drops when Graph answers 429 (multiplicative decrease, once per pause, so
-a burst of 429s counts as one signal) and stops climbing for a second when Graph says the app
-is near its limit (`x-ms-throttle-limit-percentage`). A 429's Retry-After pauses every worker,
-not just the one that was told.
+A token bucket whose rate starts at the ceiling (by default Graph's documented one), drops when
+Graph answers a write with 429 (multiplicative decrease, once per pause, so a burst of 429s
+counts as one signal) and climbs back after every success (additive increase): freely up to
+the rate the 429 came at, and beyond it only while Graph doesn't say the app is near its limit
+(`x-ms-throttle-limit-percentage`). A 429's Retry-After pauses every worker, not just the one
+that was told.
 
 Graph counts writes over a 150-second window (3,000 per window, 20/s on average), not per
 second. Normally the bucket holds one second of burst; but the budget Graph frees during a
-pause it imposed (up to a whole window's worth) is credited and spent as a burst when the pause ends, so a long Retry-After after a burst
-costs no sustained throughput. A 429 after that drops whatever credit is left. A write that
-failed without a 429 hands its token back (Graph's budget counts writes); if Graph counted it
-after all, its next 429 corrects the rate.
+pause it imposed (up to a whole window's worth) is credited and spent as a burst when the
+pause ends, so a long Retry-After after a burst costs no sustained throughput. A 429 after
+that drops whatever credit is left. A write that failed without a 429 hands its token back
+(Graph's budget counts writes); if Graph counted it after all, its next 429 corrects the rate.
 """
 
 from __future__ import annotations
