@@ -337,3 +337,13 @@ def test_a_stop_ends_the_wait_for_new_users_at_once(tenant, clock, write_file, m
     assert result.stopped == "interrupted" and clock.now() - started < 5  # not the minute's pause
     assert result.outcomes[(3, "mobile")].status is Status.OK
     assert result.outcomes[(2, "mobile")].error.startswith("not attempted: interrupted")
+
+
+def test_plan_says_which_users_graph_does_not_know_yet(write_file, tmp_path):
+    tenant = SimTenant()
+    tenant.add_user(BOB)
+    source = write_file("in.csv", f"user,mobile\nghost@contoso.com,+1 425 555 0100\n{BOB},+1 425 555 0101\n")
+    with serve(tenant) as url:
+        result, _ = cli("plan", source, "--report", tmp_path / "p.csv", "--graph-url", url)
+    assert result.exit_code == 0
+    assert "plan: users Graph doesn't know (yet): 1, e.g. ghost@contoso.com. apply waits for new users" in result.output
