@@ -227,9 +227,9 @@ def _plan_run(connection, source, report_path: Path, *, users, default_region, m
     _write_summaries(rows, report_path, "plan", settings, {"reads": connection.counters.reads, "writes": 0}, checksum)
     _say(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {connection.counters.reads} reads, 0 writes; report: {report_path}")
     _say(f"plan checksum: {checksum} (apply exactly this plan: bulkphone apply --plan {report_path} --approve {checksum})")
-    missing = {item.key for item in the_plan.items if item.awaits_user}
+    missing = {item.key: item.user for item in the_plan.items if item.awaits_user}
     if missing:
-        example = next(item.user for item in the_plan.items if item.awaits_user)
+        example = next(iter(missing.values()))
         _say(f"plan: users Graph doesn't know (yet): {len(missing)}, e.g. {example}. apply waits for new users to appear "
              "(--wait-for-new-users); a mistyped UPN or object id is reported then")
     return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK

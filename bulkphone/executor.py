@@ -35,8 +35,6 @@ from .errors import (
     GraphError,
     NotFoundError,
     PermanentError,
-    ThrottledError,
-    TransientError,
 )
 from .graph import GraphClient, Methods
 from .logs import event
@@ -376,19 +374,19 @@ async def execute(
     return await run.run()
 
 
-def _worth_another_attempt(state: RetryCallState) -> bool:
-    """A write's retry predicate: nothing happened (429, no connection, a failed read-back), or
-    the outcome is unknown (the next attempt reads back first)."""
-    exc = state.outcome.exception() if state.outcome else None
-    return isinstance(exc, (ThrottledError, TransientError, AmbiguousWriteError))
-
-
 async def _apply_change(item: PlanItem, client: GraphClient, *, settle_first: bool) -> Outcome:
     """One change, in one retry loop; after an unknown outcome the next attempt reads back first."""
     outcome = Outcome(Status.OK)
     uncertain = settle_first
+
+    def worth_another_attempt(state: RetryCallState) -> bool:
+        # What the policy calls transient (nothing happened, or a read-back failed), and a write
+        # whose outcome is unknown: the next attempt reads back before writing again.
+        exc = state.outcome.exception() if state.outcome else None
+        return isinstance(exc, AmbiguousWriteError) or client.policy.should_retry(exc, state.attempt_number)
+
     try:
-        async for attempt in client.policy.retrying(_worth_another_attempt, on_retry=client.retried):
+        async for attempt in client.policy.retrying(worth_another_attempt, on_retry=client.retried):
             with attempt:
                 outcome.attempts = attempt.retry_state.attempt_number
                 if uncertain:

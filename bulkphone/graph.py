@@ -49,7 +49,7 @@ class Counters:
     writes: int = 0  # write requests sent (a retried write counts again)
     batches: int = 0
     throttled: int = 0  # 429 answers, batch sub-responses included
-    retries: int = 0  # reads sent again after a 429 or a transient failure (writes: the executor's)
+    retries: int = 0  # requests sent again: reads by this client's loops, writes by the executor's (through `retried`)
 
 
 class GraphClient:
@@ -240,7 +240,7 @@ class GraphClient:
         try:
             body = response.json()
         except ValueError:  # not Graph (a proxy's or another server's page): no code, and no page in messages
-            body = {"error": {"message": f"an answer that isn't JSON ({response.headers.get('content-type') or 'no content type'})"}}
+            body = {"error": {"message": f"an answer that isn't JSON ({_content_type(response)})"}}
         raise self._error(response.status_code, response.headers, body, write=write)
 
     def _error(self, status: int, headers: Mapping[str, str], body: dict, *, write: bool) -> GraphError:
@@ -278,10 +278,14 @@ def _json(response: httpx.Response) -> dict:
     if not isinstance(body, dict):
         raise PermanentError(
             f"the answer from {response.request.url.host} isn't Graph's JSON (HTTP {response.status_code}, "
-            f"{response.headers.get('content-type') or 'no content type'})",
+            f"{_content_type(response)})",
             status=response.status_code,
         )
     return body
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type") or "no content type"
 
 
 def _user(user: str) -> str:

@@ -435,7 +435,7 @@ class SimTenant:
             return _error(400, "badRequest", f"A phone method of type {phone_type} already exists for this user.")
         if phone_type == "alternateMobile" and "mobile" not in user.methods:
             return _error(400, "badRequest", "An alternateMobile phone can only be added when the user has a mobile phone.")
-        if self._shared_mobile(user, phone_type, payload["phoneNumber"]) and not self.not_unique_saves:
+        if not self.not_unique_saves and self._shared_mobile(user, phone_type, payload["phoneNumber"]):
             return _not_unique()
         self._store(user, phone_type, payload["phoneNumber"], "create")
         if user.sms_states[phone_type] == "phoneNumberNotUnique":
@@ -448,7 +448,7 @@ class SimTenant:
             return problem
         if payload["phoneType"] != phone_type:
             return _error(400, "badRequest", "phoneType can't be changed; create the new type and delete the old one.")
-        if self._shared_mobile(user, phone_type, payload["phoneNumber"]) and not self.not_unique_saves:
+        if not self.not_unique_saves and self._shared_mobile(user, phone_type, payload["phoneNumber"]):
             return _not_unique()
         self._store(user, phone_type, payload["phoneNumber"], "update")
         if user.sms_states[phone_type] == "phoneNumberNotUnique":
