@@ -44,10 +44,20 @@ from .pipeline import (
 )
 from .planfile import read_plan, write_plan
 from .planner import Plan, PlanItem, build_plan
+from .runs import ApplyRun, ExportRun, JobRun, PlanRun, apply_to_report, export_to_report, plan_to_report, run_job, run_job_async
 from .safety import SafetyLimits
 
 __all__ = [
     "Action",
+    "ApplyRun",
+    "ExportRun",
+    "JobRun",
+    "PlanRun",
+    "apply_to_report",
+    "export_to_report",
+    "plan_to_report",
+    "run_job",
+    "run_job_async",
     "AmbiguousWriteError",
     "AuthError",
     "AuthSettings",

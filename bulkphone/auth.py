@@ -146,8 +146,8 @@ def token_provider(
         return StaticToken(_need(environ.get(settings.token_env), f"set {settings.token_env}"))
     if mode == "managed-identity":
         return _managed_identity(settings, cloud)
-    tenant = _need(settings.tenant_id, "give --tenant-id (or BULKPHONE_TENANT_ID)")
-    client_id = _need(settings.client_id, "give --client-id (or BULKPHONE_CLIENT_ID)")
+    tenant = _need(settings.tenant_id, "give the tenant id ({tenant_id})", "tenant_id")
+    client_id = _need(settings.client_id, "give the app's client id ({client_id})", "client_id")
     if settings.authority_url and not settings.authority_url.lower().startswith("https://"):
         raise InputError(
             f"the sign-in authority {settings.authority_url} is not https: msal (and bulkphone) send credentials "
@@ -163,7 +163,7 @@ def token_provider(
     elif mode == "workload-identity":
         credential = {"client_assertion": _federated_assertion(settings, environ)}
     else:
-        raise InputError(f"unknown --auth {mode!r}: use one of {', '.join(AUTH_MODES)}")
+        raise InputError(f"unknown sign-in mode ({{auth}}) {mode!r}: use one of {', '.join(AUTH_MODES)}", settings=("auth",))
     return _confidential(client_id, authority, credential, settings, cloud, mode)
 
 
@@ -179,15 +179,16 @@ def _detect_mode(settings: AuthSettings, environ: Mapping[str, str]) -> str:
     if settings.managed_identity_client_id or environ.get("IDENTITY_ENDPOINT") or environ.get("MSI_ENDPOINT"):
         return "managed-identity"
     raise InputError(
-        f"no credentials: set {settings.token_env}, or give --tenant-id and --client-id with the app's secret in "
-        f"{settings.secret_env}, a --certificate, a federated token file ({FEDERATED_TOKEN_ENV}), "
-        "or choose --auth managed-identity or --auth device-code. See README: Authentication."
+        f"no credentials: set {settings.token_env}, or give {{tenant_id}} and {{client_id}} with the app's secret in "
+        f"{settings.secret_env}, a certificate ({{certificate}}), a federated token file ({FEDERATED_TOKEN_ENV}), "
+        "or choose {auth} managed-identity or device-code. See README: Authentication.",
+        settings=("tenant_id", "client_id", "certificate", "auth"),
     )
 
 
-def _need(value: str | None, fix: str) -> str:
+def _need(value: str | None, fix: str, *settings: str) -> str:
     if not value:
-        raise InputError(f"missing credentials: {fix}")
+        raise InputError(f"missing credentials: {fix}", settings=settings)
     return value
 
 
@@ -263,7 +264,7 @@ def _certificate_credential(settings: AuthSettings, environ: Mapping[str, str]) 
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
 
-    path = Path(_need(settings.certificate, "give --certificate PATH (PEM with the private key, or PFX)"))
+    path = Path(_need(settings.certificate, "give the certificate ({certificate}): a PEM with the private key, or a PFX", "certificate"))
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -296,7 +297,8 @@ def _certificate_credential(settings: AuthSettings, environ: Mapping[str, str]) 
 
 def _federated_assertion(settings: AuthSettings, environ: Mapping[str, str]) -> Callable[[], str]:
     path = Path(_need(settings.federated_token_file or environ.get(FEDERATED_TOKEN_ENV),
-                      f"give --federated-token-file or set {FEDERATED_TOKEN_ENV}"))
+                      f"give the federated token file ({{federated_token_file}}) or set {FEDERATED_TOKEN_ENV}",
+                      "federated_token_file"))
 
     def read() -> str:
         # The platform rotates the file; read it each time msal needs an assertion.

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
 import click
 
-from . import pipeline, report
-from .auth import AUTH_MODES, AuthSettings, token_provider
-from .clouds import CLOUDS, check_graph_url, cloud_named
-from .console import ProgressDisplay, RowProgress
+from . import pipeline, runs
+from .auth import AUTH_MODES, AuthSettings
+from .clouds import CLOUDS
+from .console import ProgressDisplay, RowProgress, use_human_logs
 from .errors import BulkphoneError, UnsafePlanError
-from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED
-from .ingest import count_rows, iter_input
-from .export import EXPORT_COLUMNS
+from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS
+from .ingest import count_rows, first_user
 from .jobs import load_job
-from .journal import Journal
 from .logs import event, logger, use_json_logs
 from .mapping import load_identity_map
 from .files import refuse_overwriting
 from .model import Mode
-from .planfile import plan_checksum, read_plan, write_plan
-from .planner import Plan
 from .safety import DEFAULT_LIMITS, SafetyLimits
 from .text import clip, printable
 from .throttle import DEFAULT_WRITES_PER_SECOND
@@ -61,9 +55,9 @@ def _handled(command):
                 _fail(stop.message, stop.code)
             sys.exit(stop.code)
         except UnsafePlanError as exc:
-            _fail(_refusal(exc, _FLAGS, "bulkphone plan", "--force"), EXIT_UNSAFE)
+            _fail(exc.in_words(_FLAGS), EXIT_UNSAFE)
         except BulkphoneError as exc:
-            _fail(str(exc), EXIT_CONFIG)
+            _fail(exc.in_words(_FLAGS), EXIT_CONFIG)
         except KeyboardInterrupt:
             _say("bulkphone: interrupted before any change was made", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -85,17 +79,26 @@ def _handled(command):
     return wrapper
 
 
-# How each safety limit is set, on the command line and in a job file.
-_FLAGS = {"max_changes": "--max-changes", "max_update_share": "--max-update-percent", "max_delete_share": "--max-delete-percent"}
-_JOB_KEYS = {"max_changes": "max_changes", "max_update_share": "max_update_percent", "max_delete_share": "max_delete_percent"}
-
-
-def _refusal(exc: UnsafePlanError, settings: dict[str, str], review: str, force: str) -> str:
-    limits = " or ".join(settings[name] for name in exc.exceeded)
-    return (
-        f"refusing to apply: the plan {'; and '.join(exc.problems)}. Nothing was written. "
-        f"Fix: review the plan ({review}), then run again with {force} or a higher {limits}."
-    )
+# How the command line sets each setting a library message names (BulkphoneError.in_words).
+_FLAGS = {
+    "tenant_id": "--tenant-id (or BULKPHONE_TENANT_ID)",
+    "client_id": "--client-id (or BULKPHONE_CLIENT_ID)",
+    "auth": "--auth",
+    "certificate": "--certificate",
+    "federated_token_file": "--federated-token-file",
+    "graph_url": "--graph-url",
+    "cloud": "--cloud",
+    "allow_insecure_http": "--allow-insecure-http",
+    "upn_domains": "--upn-domain",
+    "journal": "--journal",
+    "users": "--users",
+    "default_region": "--default-region",
+    "changed_only": "--changed-only",
+    "force": "--force",
+    "max_changes": "--max-changes",
+    "max_update_share": "--max-update-percent",
+    "max_delete_share": "--max-delete-percent",
+}
 
 
 def _fail(message: str, code: int) -> None:
@@ -161,9 +164,8 @@ def _mode_option(command):
 def main(ctx: click.Context, log_format: str) -> None:
     """Set phone sign-in methods for many Entra ID users from a CSV or Excel file."""
     ctx.obj = {"json_logs": log_format == "json"}
-    if log_format == "json":
-        handler = use_json_logs(sys.stderr)
-        ctx.call_on_close(lambda: logger.removeHandler(handler))
+    handler = use_json_logs(sys.stderr) if log_format == "json" else use_human_logs(sys.stderr)
+    ctx.call_on_close(lambda: logger.removeHandler(handler))
 
 
 @main.command()
@@ -189,7 +191,7 @@ def normalize(source, report_path, default_region, users, map_file, upn_domains)
 def check(source, probe_user, write, **options) -> int:
     """Sign in, check the token's permissions and probe one read, before any run."""
     connection = _connection(options)
-    probe = probe_user or (_first_user(source) if source else None)
+    probe = probe_user or (first_user(source) if source else None)
     result = pipeline.check(connection, write=write, probe_user=probe)
     _say(f"check: signed in ({result.kind} token); permissions: {', '.join(result.granted) or 'unknown'}")
     _say(f"check: Graph at {result.graph_url} answered the probe read")
@@ -208,31 +210,24 @@ def check(source, probe_user, write, **options) -> int:
 @_handled
 def plan(source, report_path, default_region, users, map_file, upn_domains, mode, **options) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
-    refuse_overwriting([source, users, map_file], _report_files(report_path))
+    refuse_overwriting([source, users, map_file], runs.report_files(report_path))
     identity = load_identity_map(map_file, upn_domains)
-    settings = _settings(source=source, users=users, default_region=default_region, mode=mode, map=map_file,
-                         upn_domain=" ".join(upn_domains), **options)
-    return _plan_run(_connection(options), source, report_path, users=users, default_region=default_region, mode=mode,
-                     settings=settings, identity=identity)
+    settings = dict(source=source, users=users, default_region=default_region, mode=mode, map=map_file,
+                    upn_domain=" ".join(upn_domains), **options)
+    connection = _connection(options)
+    return _show_plan(pipeline.run_sync(runs.plan_to_report(
+        source, report_path, connection=connection, users=users, default_region=default_region, mode=mode,
+        identity=identity, settings=settings)))
 
 
-def _plan_run(connection, source, report_path: Path, *, users, default_region, mode, settings, identity=None) -> int:
-    event("run.start", command="plan", settings=settings)
-    the_plan = pipeline.plan(
-        source, connection=connection, users=users, default_region=default_region, mode=mode, check_first=True,
-        identity=identity,
-    )
-    saved = write_plan(the_plan, report_path)
-    rows, checksum = saved.rows, saved.checksum
-    _write_summaries(rows, report_path, "plan", settings, {"reads": connection.counters.reads, "writes": 0}, checksum)
-    _say(f"plan ({mode}): {len(rows)} rows: {_counts(the_plan.counts())}; {connection.counters.reads} reads, 0 writes; report: {report_path}")
-    _say(f"plan checksum: {checksum} (apply exactly this plan: bulkphone apply --plan {report_path} --approve {checksum})")
-    missing = {item.key: item.user for item in the_plan.items if item.awaits_user}
-    if missing:
-        example = next(iter(missing.values()))
-        _say(f"plan: users Graph doesn't know (yet): {len(missing)}, e.g. {example}. apply waits for new users to appear "
+def _show_plan(run: runs.PlanRun) -> int:
+    _say(f"plan ({run.plan.mode.value}): {len(run.rows)} rows: {_counts(run.plan.counts())}; {run.reads} reads, 0 writes; "
+         f"report: {run.report}")
+    _say(f"plan checksum: {run.checksum} (apply exactly this plan: bulkphone apply --plan {run.report} --approve {run.checksum})")
+    if unknown := run.unknown_users:
+        _say(f"plan: users Graph doesn't know (yet): {len(unknown)}, e.g. {unknown[0]}. apply waits for new users to appear "
              "(--wait-for-new-users); a mistyped UPN or object id is reported then")
-    return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
+    return EXIT_ROW_PROBLEMS if run.needs_a_person else EXIT_OK
 
 
 @main.command()
@@ -260,53 +255,34 @@ def apply(source, report_path, default_region, users, map_file, upn_domains, mod
         raise click.UsageError("give INPUT to plan and apply it, or --plan PLAN.csv to apply a reviewed plan (not both)")
     if approved is not None and plan_path is None:
         raise click.UsageError("--approve goes with --plan PLAN.csv: it names the checksum of the plan that was approved")
-    journal_path = journal_path or _journal_beside(report_path)
-    refuse_overwriting([source, plan_path, users, map_file], _report_files(report_path) + _journal_files(journal_path))
-    target = read_plan(plan_path, mode, approved=approved) if plan_path else source
-    settings = _settings(source=source, plan=plan_path, users=users, default_region=default_region, mode=mode,
-                         map=map_file, upn_domain=" ".join(upn_domains), force=force, changed_only=changed_only,
-                         max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
-                         max_changes=max_changes, wait_for_new_users=wait_for_new_users, **options)
-    limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
+    journal_path = journal_path or runs.journal_beside(report_path)
+    refuse_overwriting([source, plan_path, users, map_file], runs.report_files(report_path) + [journal_path])
     identity = load_identity_map(map_file, upn_domains)
-    return _apply_run(_connection(options), target, report_path, journal_path, users=users,
-                      default_region=default_region, mode=mode, limits=limits, settings=settings, changed_only=changed_only,
-                      identity=identity, wait_for_new_users=wait_for_new_users)
+    settings = dict(source=source, plan=plan_path, users=users, default_region=default_region, mode=mode,
+                    map=map_file, upn_domain=" ".join(upn_domains), force=force, changed_only=changed_only,
+                    max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
+                    max_changes=max_changes, wait_for_new_users=wait_for_new_users, **options)
+    limits = None if force else SafetyLimits(max_update_percent / 100, max_delete_percent / 100, max_changes)
+    connection = _connection(options)
+    with ProgressDisplay(json_events=_json_logs()) as display:
+        run = runs.run_stoppable(lambda stop: runs.apply_to_report(
+            source, report_path, connection=connection, plan_file=plan_path, approved=approved, journal_path=journal_path,
+            users=users, default_region=default_region, mode=mode, identity=identity, limits=limits,
+            changed_only=changed_only, wait_for_new_users=wait_for_new_users, stop=stop, progress=display.update,
+            settings=settings))
+    return _show_apply(run)
 
 
-def _apply_run(connection, target, report_path: Path, journal_path: Path, *, users, default_region, mode, limits, settings,
-               changed_only=False, identity=None, wait_for_new_users=DEFAULT_WAIT_FOR_NEW_USERS) -> int:
-    event("run.start", command="apply", settings=settings)
-    with Journal(journal_path, purpose="bulkphone apply") as journal, ProgressDisplay(json_events=_json_logs()) as display:
-        result = _run_until_signalled(
-            lambda stop: pipeline.apply_async(
-                target,
-                connection=connection,
-                journal=journal,
-                stop=stop,
-                progress=display.update,
-                users=users,
-                default_region=default_region,
-                mode=mode,
-                check_first=True,
-                limits=limits,
-                verify_unchanged=True,
-                changed_only=changed_only,
-                identity=identity,
-                wait_for_new_users=wait_for_new_users,
-            )
-        )
-    rows = report.result_rows(result)
-    report.write_csv(rows, report_path)
-    checksum = plan_checksum(result.plan) if isinstance(target, Plan) else ""
-    _write_summaries(rows, report_path, "apply", settings, result.stats, checksum)
-    resumed = f"resumed a killed run ({result.stats['resumed']} changes already done); " if result.stats["resumed"] else ""
-    _say(f"apply ({mode}): {len(rows)} rows: {_counts(report.summarize(rows)['status'])}; {resumed}{_stats(result.stats)}; report: {report_path}")
-    if result.stopped == INTERRUPTED:
-        raise Exit(EXIT_INTERRUPTED, f"interrupted: {report_path} lists what was done; run the same apply again to resume")
-    if result.stopped:
-        raise Exit(EXIT_CONFIG, f"run stopped: {result.stopped}")
-    return EXIT_ROW_PROBLEMS if report.has_problems(rows) else EXIT_OK
+def _show_apply(run: runs.ApplyRun) -> int:
+    stats = run.result.stats
+    resumed = f"resumed a killed run ({stats['resumed']} changes already done); " if stats["resumed"] else ""
+    _say(f"apply ({run.result.plan.mode.value}): {len(run.rows)} rows: {_counts(run.summary['statuses'])}; {resumed}"
+         f"{_stats(stats)}; report: {run.report}")
+    if run.interrupted:
+        raise Exit(EXIT_INTERRUPTED, f"interrupted: {run.report} lists what was done; run the same apply again to resume")
+    if run.result.stopped:
+        raise Exit(EXIT_CONFIG, f"run stopped: {run.result.stopped}")
+    return EXIT_ROW_PROBLEMS if run.needs_a_person else EXIT_OK
 
 
 @main.command()
@@ -322,34 +298,29 @@ def export(report_path, users, all_users, include_empty, journal_path, **options
     apply take as it is (e.g. to carry them to another tenant). Never writes to Graph."""
     if (users is None) == (not all_users):
         raise click.UsageError("give --users USERS.csv to export those users, or --all for every user of the tenant")
-    journal_path = journal_path or _journal_beside(report_path)
-    refuse_overwriting([users], [report_path, *_journal_files(journal_path)])
-    settings = _settings(users=users, all=all_users, include_empty=include_empty, **options)
+    journal_path = journal_path or runs.journal_beside(report_path)
+    refuse_overwriting([users], [report_path, journal_path])
+    settings = dict(users=users, all=all_users, include_empty=include_empty, **options)
     connection = _connection(options)
-    event("run.start", command="export", settings=settings)
-    return _export_run(connection, report_path, journal_path, users=users, include_empty=include_empty)
+    with RowProgress(doing="exporting", unit="users") as progress:
+        run = runs.run_stoppable(lambda stop: runs.export_to_report(
+            report_path, connection=connection, users=users, include_empty=include_empty, journal_path=journal_path,
+            stop=stop, progress=progress.update, settings=settings))
+    return _show_export(run, include_empty)
 
 
-def _export_run(connection, report_path: Path, journal_path: Path, *, users, include_empty: bool) -> int:
-    with Journal(journal_path, purpose="bulkphone export") as journal, RowProgress(doing="exporting", unit="users") as progress:
-        result = _run_until_signalled(
-            lambda stop: pipeline.export_async(connection, journal=journal, users=users, progress=progress.update,
-                                               stop=stop, check_first=True)
-        )
-    rows = result.exported(include_empty)
-    report.write_csv([row.csv_row() for row in rows], report_path, EXPORT_COLUMNS)
-    counts = result.counts()
+def _show_export(run: runs.ExportRun, include_empty: bool) -> int:
+    counts, result = run.counts, run.result
     resumed = f"resumed a killed export ({result.resumed_users} users already read); " if result.resumed_users else ""
     left_out = "" if include_empty else f", {counts['without phone methods']} without phone methods left out"
     _say(
         f"export: {counts['listed']} users, {counts['with numbers']} with numbers{left_out}, "
         f"{counts['not exported']} not fully exported (see notExported and note); {resumed}"
-        f"{connection.counters.reads} reads in {connection.counters.batches} batches; report: {report_path}"
+        f"{run.reads} reads in {run.batches} batches; report: {run.report}"
     )
-    event("run.end", command="export", report=str(report_path), **{k.replace(" ", "_"): v for k, v in counts.items()})
     if result.stopped:
-        raise Exit(EXIT_INTERRUPTED, f"interrupted: run the same export again to resume ({report_path} holds what was read)")
-    return EXIT_ROW_PROBLEMS if counts["not exported"] else EXIT_OK
+        raise Exit(EXIT_INTERRUPTED, f"interrupted: run the same export again to resume ({run.report} holds what was read)")
+    return EXIT_ROW_PROBLEMS if run.needs_a_person else EXIT_OK
 
 
 @main.command()
@@ -365,55 +336,20 @@ def run(job_path, do_apply, force, changed_only) -> int:
     its .summary.json and .html; the journal that lets a killed apply resume sits beside them.
     """
     job = load_job(job_path)
-    results = job.report_folder / "results.csv"
-    inputs = [job_path, job.users, job.map_file] + ([] if job.source is not None else [job.file])
-    outputs = _report_files(job.report_folder / "plan.csv") + _report_files(results) + _journal_files(_journal_beside(results))
-    if job.source is not None:
-        outputs += [job.file, *_journal_files(_journal_beside(job.file))]
-    refuse_overwriting(inputs, outputs)
-    identity = load_identity_map(job.map_file, job.upn_domains)
-    connection = _connect(job.auth, job.cloud, job.graph_url, job.max_writes_per_second, job.max_concurrency,
-                          allow_insecure_http=job.allow_insecure_http)
-    settings = _settings(job=job.path, name=job.name, source=job.file, users=job.users, mode=job.mode,
-                         default_region=job.default_region, cloud=job.cloud, graph_url=job.graph_url,
-                         auth=job.auth.mode, apply=do_apply, force=force, changed_only=changed_only,
-                         migrate_from=job.source and (job.source.graph_url or job.source.cloud),
-                         map=job.map_file, upn_domain=" ".join(job.upn_domains))
-    if job.source is not None:
-        # A migration: export the source tenant first; its CSV is this run's input.
-        source = job.source
-        reader = _connect(source.auth, source.cloud, source.graph_url, job.max_writes_per_second, job.max_concurrency,
-                          allow_insecure_http=source.allow_insecure_http)
-        event("run.start", command="export", settings=settings)
-        _export_run(reader, job.file, _journal_beside(job.file), users=source.users, include_empty=source.include_empty)
-        # Scheduled re-runs during the migration window write only what changed in the source.
-        changed_only = True
-    options = {"users": job.users, "default_region": job.default_region, "mode": job.mode, "settings": settings,
-               "identity": identity}
-    if not do_apply:
-        return _plan_run(connection, job.file, job.report_folder / "plan.csv", **options)
-    limits = None if force else SafetyLimits(job.max_update_percent / 100, job.max_delete_percent / 100, job.max_changes)
-    try:
-        return _apply_run(connection, job.file, results, _journal_beside(results),
-                          limits=limits, changed_only=changed_only, wait_for_new_users=job.wait_for_new_users, **options)
-    except UnsafePlanError as exc:  # in the job file's words: its [limits] keys, not the flags
-        keys = {name: f"{key} in [limits] of {job.path}" for name, key in _JOB_KEYS.items()}
-        raise Exit(EXIT_UNSAFE, _refusal(exc, keys, f"bulkphone run {job.path}", "--force")) from None
+    for cloud in {job.cloud, job.source.cloud if job.source else job.cloud}:
+        _cloud_note(cloud)
 
+    def display(stage: str):
+        if stage == "export":
+            return RowProgress(doing="exporting", unit="users")
+        return ProgressDisplay(json_events=_json_logs())
 
-def _journal_beside(report_path: Path) -> Path:
-    """The default journal of a run: next to its report (results.csv -> results.csv.journal.sqlite)."""
-    return report_path.with_name(report_path.name + ".journal.sqlite")
-
-
-def _report_files(report_path: Path) -> list[Path]:
-    """What a plan or apply run writes for people: the CSV, its summary and its HTML page."""
-    return [report_path, report_path.with_suffix(".summary.json"), report_path.with_suffix(".html")]
-
-
-def _journal_files(journal_path: Path) -> list[Path]:
-    """The journal and the files SQLite and the run lock keep beside it."""
-    return [journal_path, *(journal_path.with_name(journal_path.name + end) for end in ("-wal", "-shm", ".lock"))]
+    done = runs.run_stoppable(lambda stop: runs.run_job_async(
+        job, apply=do_apply, force=force, changed_only=changed_only, stop=stop, displays=display, prompt=_prompt))
+    code = _show_export(done.export, job.source.include_empty) if done.export is not None else EXIT_OK
+    if done.run is None:
+        return code
+    return _show_apply(done.run) if isinstance(done.run, runs.ApplyRun) else _show_plan(done.run)
 
 
 @main.command()
@@ -430,7 +366,7 @@ def demo(out, data) -> int:
     return EXIT_OK
 
 
-def _connection(options: dict):
+def _connection(options: dict) -> pipeline.Connection:
     settings = AuthSettings(
         mode=options.pop("auth_mode"),
         tenant_id=options.pop("tenant_id"),
@@ -441,79 +377,26 @@ def _connection(options: dict):
         federated_token_file=options.pop("federated_token_file"),
         authority_url=options.pop("authority_url"),
     )
-    return _connect(settings, options.pop("cloud"), options.pop("graph_url"),
-                    options.pop("max_writes_per_second"), options.pop("max_concurrency"),
-                    allow_insecure_http=options.pop("allow_insecure_http"))
+    cloud = options.pop("cloud")
+    _cloud_note(cloud)
+    return pipeline.connect_with(
+        settings, cloud, graph_url=options.pop("graph_url"), max_writes_per_second=options.pop("max_writes_per_second"),
+        max_concurrency=options.pop("max_concurrency"), allow_insecure_http=options.pop("allow_insecure_http"),
+        prompt=_prompt,
+    )
 
 
-def _connect(auth: AuthSettings, cloud_name: str, graph_url, max_writes_per_second, max_concurrency, *,
-             allow_insecure_http: bool = False):
-    cloud = cloud_named(cloud_name)
-    if cloud.name == "china":
+def _prompt(message: str) -> None:
+    _say(message, err=True)
+
+
+def _cloud_note(cloud: str) -> None:
+    if cloud.lower() == "china":
         _say(
             "bulkphone: note: older Microsoft pages list the phone methods API as unsupported in the China "
             "(21Vianet) cloud; if Graph answers that it is unavailable there, that is why.",
             err=True,
         )
-    # Before sign-in: msal may already reach the authority when the token provider is made.
-    check_graph_url(graph_url or cloud.graph_url, allow_insecure_http=allow_insecure_http)
-    token = token_provider(auth, cloud, prompt=lambda message: _say(message, err=True))
-    return pipeline.connect(
-        token,
-        graph_url=graph_url or cloud.graph_url,
-        max_writes_per_second=max_writes_per_second,
-        max_concurrency=max_concurrency,
-        allow_insecure_http=allow_insecure_http,
-    )
-
-
-def _settings(**options) -> dict:
-    """What a run was asked to do, for its summary; secrets never reach options."""
-    return {name.replace("_", "-"): str(value) for name, value in options.items() if value not in (None, False, "")}
-
-
-def _write_summaries(rows: list[dict], report_path: Path, command: str, settings: dict, stats: dict,
-                     plan_checksum: str = "") -> None:
-    data = report.summary(rows, command=command, settings=settings, stats=stats, plan_checksum=plan_checksum)
-    report.write_summary(data, report_path.with_suffix(".summary.json"))
-    report.write_html(data, report_path.with_suffix(".html"))
-    event("run.end", command=command, report=str(report_path), rows=data["rows"], actions=data["actions"],
-          statuses=data["statuses"], errors=sum(data["errors"].values()), warnings=sum(data["warnings"].values()), stats=stats)
-
-
-def _first_user(source: Path) -> str | None:
-    """The input's first usable user, to probe; reads the first rows only."""
-    for frame in iter_input(source, chunk_rows=1000):
-        users = frame.loc[(frame["error"] == "") & (frame["user"] != ""), "user"]
-        if len(users):
-            return users.iloc[0]
-    return None
-
-
-def _run_until_signalled(start):
-    """Run start(stop) with Ctrl-C and SIGTERM setting `stop`: in-flight work ends, the report is written.
-
-    A second signal quits at once; the journal still lets the next apply resume.
-    """
-
-    async def main():
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_signal() -> None:
-            if stop.is_set():
-                os._exit(EXIT_INTERRUPTED)
-            stop.set()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal)
-        try:
-            return await start(stop)
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-
-    return asyncio.run(main())
 
 
 def _counts(counts) -> str:

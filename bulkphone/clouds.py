@@ -51,7 +51,8 @@ def require_tls(url: str, what: str, *, allow_insecure_http: bool = False) -> No
     if parts.scheme == "http":
         raise InputError(
             f"{what} {url} is plain http, so the access token would cross the network unencrypted. "
-            "Fix: use its https:// address (or --allow-insecure-http for a test server on a network you trust)."
+            "Fix: use its https:// address (or {allow_insecure_http} for a test server on a network you trust).",
+            settings=("allow_insecure_http",),
         )
     raise InputError(f"{what} {url!r} is not an https:// URL. Fix: give the full address, e.g. https://graph.microsoft.com.")
 

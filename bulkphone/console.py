@@ -3,6 +3,7 @@ plain periodic lines when the output goes to a log."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import TextIO
@@ -11,9 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .executor import Progress as RunProgress
-from .logs import event
+from .logs import event, logger
 
-__all__ = ["ProgressDisplay", "RowProgress"]
+__all__ = ["HumanFormatter", "ProgressDisplay", "RowProgress", "use_human_logs"]
 
 
 class ProgressDisplay:
@@ -88,3 +89,23 @@ def _bar(stream: TextIO, doing: str, detail: str) -> Progress:
     """A live bar that disappears when done: what, the bar, done/total, `detail`, time left."""
     return Progress(TextColumn(doing), BarColumn(), MofNCompleteColumn(), TextColumn(detail), TimeRemainingColumn(),
                     console=Console(file=stream), transient=True)
+
+
+class HumanFormatter(logging.Formatter):
+    """An event as a person reads it: `bulkphone: run.stopping: reason=...`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "bulkphone_fields", {})
+        message = fields.get("message")
+        details = message if message else "; ".join(f"{name}={value}" for name, value in fields.items())
+        return f"bulkphone: {record.getMessage()}: {details}" if details else f"bulkphone: {record.getMessage()}"
+
+
+def use_human_logs(stream: TextIO) -> logging.Handler:
+    """Show the library's errors as they happen (a run stopping, a second Ctrl-C); the rest is
+    in the summary line and the reports."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(HumanFormatter())
+    handler.setLevel(logging.ERROR)
+    logger.addHandler(handler)
+    return handler

@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 __all__ = [
     "AmbiguousWriteError",
     "AuthError",
@@ -37,7 +39,35 @@ __all__ = [
 
 
 class BulkphoneError(Exception):
-    """Root of every error bulkphone raises on purpose."""
+    """Root of every error bulkphone raises on purpose.
+
+    A message that tells the caller to change a setting names it as `{name}` (the library's
+    parameter name, listed in `settings`), so each caller can say it in its own words: the CLI
+    its flag, a job run its key (`in_words`). `str(error)` uses the parameter names."""
+
+    def __init__(self, message: str = "", *, settings: tuple[str, ...] = ()) -> None:
+        self.settings = settings
+        super().__init__(message)
+
+    def in_words(self, words: Mapping[str, str]) -> str:
+        """The message with each setting said as `words` says it (its own name when missing)."""
+        text = self.args[0] if self.args else ""
+        for name in self.settings:
+            text = text.replace("{" + name + "}", words.get(name, name))
+        return text
+
+    def reworded(self, words: Mapping[str, str]) -> BulkphoneError:
+        """The same error, its settings said in `words` for good (a job run says its keys)."""
+        error = type(self).__new__(type(self))  # not copy.copy: it calls __init__ with the message alone
+        error.__dict__.update(self.__dict__)
+        error.args = (self.in_words(words),)
+        error.settings = ()
+        if isinstance(error, GraphError):
+            error.message = error.args[0]
+        return error
+
+    def __str__(self) -> str:
+        return self.in_words({})
 
 
 class InputError(BulkphoneError):
@@ -55,15 +85,17 @@ class PreflightError(BulkphoneError):
 class UnsafePlanError(BulkphoneError):
     """The plan updates or deletes more than the safety limits allow; nothing was written.
 
-    `problems` says by how much, in words; `exceeded` names the SafetyLimits fields, so a
-    caller can name its own setting (a CLI flag, a job-file key)."""
+    `problems` says by how much, in words; `exceeded` names the SafetyLimits fields, which the
+    message names as settings along with `force` (see BulkphoneError.in_words)."""
 
     def __init__(self, problems: list[str], exceeded: list[str]) -> None:
         self.problems = problems
         self.exceeded = exceeded
+        limits = " or ".join("{" + name + "}" for name in exceeded)
         super().__init__(
             "refusing to apply: the plan " + "; and ".join(problems) + ". Nothing was written. "
-            "Fix: review the plan, then apply it with higher limits, or without them once you are sure."
+            f"Fix: review the plan, then run again with {{force}} or a higher {limits}.",
+            settings=("force", *exceeded),
         )
 
 

@@ -118,7 +118,8 @@ async def _list_tenant(client: GraphClient, journal: ExportJournal, state: Expor
         except ForbiddenError as exc:
             raise PreflightError(
                 f"listing the tenant's users was refused ({exc.message}). Fix: grant the app User.Read.All as an "
-                "application permission with admin consent, or export a list of users with --users"
+                "application permission with admin consent, or export a list of users with {users}",
+                settings=("users",),
             ) from None
         # id and UPN together, so reading them back needs no lookup
         journal.listed(state, [f"{user.id}\t{user.upn}" for user in page], link)

@@ -25,7 +25,7 @@ from .model import PhoneType, user_key
 from .normalize import normalize_region
 from .text import clip, restore
 
-__all__ = ["TIDY_COLUMNS", "Table", "UserMapping", "count_rows", "iter_input", "read_input", "read_table", "read_users"]
+__all__ = ["TIDY_COLUMNS", "Table", "UserMapping", "count_rows", "first_user", "iter_input", "read_input", "read_table", "read_users"]
 
 TIDY_COLUMNS = ["row", "user", "sourceUser", "phoneType", "raw", "region", "error"]
 # Line 1 is the header, so the first data row is row 2, as a spreadsheet shows it.
@@ -553,3 +553,12 @@ def _type_order_key(column: pd.Series) -> pd.Series:
 def _list(names, shown: int = 12) -> str:
     listed = ", ".join(repr(clip(str(n), 40)) for n in names[:shown]) or "none"
     return listed + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
+
+
+def first_user(source: str | Path) -> str | None:
+    """The input's first usable user (to probe the sign-in with); reads the first rows only."""
+    for frame in iter_input(source, chunk_rows=1000):
+        users = frame.loc[(frame["error"] == "") & (frame["user"] != ""), "user"]
+        if len(users):
+            return users.iloc[0]
+    return None

@@ -96,7 +96,8 @@ class Journal:
         try:
             self.lock = RunLock(self.path, purpose)
         except OSError as exc:
-            raise InputError(f"{self.path}: can't open the run journal ({exc}). Fix: pass --journal with a writable path.") from exc
+            raise InputError(f"{self.path}: can't open the run journal ({exc}). Fix: {{journal}} must be a writable path.",
+                             settings=("journal",)) from exc
         try:
             # SQLite gives the -wal and -shm files the database file's permissions.
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE))
@@ -107,7 +108,8 @@ class Journal:
             self.db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             self.lock.release()
-            raise InputError(f"{self.path}: can't open the run journal ({exc}). Fix: pass --journal with a writable path.") from exc
+            raise InputError(f"{self.path}: can't open the run journal ({exc}). Fix: {{journal}} must be a writable path.",
+                             settings=("journal",)) from exc
 
     def close(self) -> None:
         self.db.close()

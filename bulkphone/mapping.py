@@ -36,8 +36,8 @@ class IdentityMap:
         local, at, domain = user.strip().rpartition("@")
         if at and domain.lower() in self.domains:
             return f"{local}@{self.domains[domain.lower()]}", ""
-        rule = f"an --upn-domain rule for {domain}" if at and domain else "an --upn-domain rule"
-        fix = f"add it to {self.source} or {rule}" if self.source else f"add {rule}, or map it in a --map file"
+        rule = f"a UPN-domain rule for {domain}" if at and domain else "a UPN-domain rule"
+        fix = f"add it to {self.source} or {rule}" if self.source else f"add {rule}, or map it in a map file"
         return "", f"no target user for {user}: {fix}"
 
     def describe(self) -> str:
@@ -55,7 +55,7 @@ def load_identity_map(map_file: str | Path | None = None, upn_domains: Iterable[
         old, equals, new = rule.partition("=")
         old, new = old.strip().lstrip("@").lower(), new.strip().lstrip("@")
         if not equals or not old or not new or "@" in old + new:
-            raise InputError(f"--upn-domain {rule!r}: write it as old.example=new.example")
+            raise InputError(f"{{upn_domains}} {rule!r}: write it as old.example=new.example", settings=("upn_domains",))
         domains[old] = new
     users = _read_map(Path(map_file)) if map_file is not None else {}
     return IdentityMap(users=users, domains=domains, source=str(map_file) if map_file is not None else "")

@@ -33,7 +33,7 @@ SEPARATORS = dict.fromkeys(map(ord, "+ ().-/"), None)  # all the simple shapes a
 SCIENTIFIC = re.compile(r"^\+?\d(?:[.,]\d+)?[eE]\+?\d+$")
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 
-NO_REGION = "no region: add a region column or --default-region"
+NO_REGION = "no region: write the number with +<country code>, add a region column, or give a default region"
 # Graph takes an extension only on an office phone (Entra "phone authentication options").
 EXTENSION_ONLY_OFFICE = (
     "Graph supports extensions only on office phones ({number}): put this number in the office column, "

@@ -23,8 +23,9 @@ import pandas as pd
 import phonenumbers
 
 from . import report
-from .auth import BearerAuth, TokenProvider
+from .auth import AuthSettings, BearerAuth, TokenProvider, token_provider
 from .clock import Clock, SystemClock
+from .clouds import check_graph_url, cloud_named
 from .errors import ForbiddenError, GraphError, InputError, NotFoundError
 from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult, execute
 from .graph import Counters, GraphClient
@@ -49,6 +50,7 @@ __all__ = [
     "check",
     "check_async",
     "connect",
+    "connect_with",
     "export",
     "export_async",
     "load_cells",
@@ -125,6 +127,26 @@ def connect(
     )
 
 
+def connect_with(
+    auth: AuthSettings,
+    cloud: str = "global",
+    *,
+    graph_url: str | None = None,
+    max_writes_per_second: float = DEFAULT_WRITES_PER_SECOND,
+    max_concurrency: int = DEFAULT_CONCURRENCY,
+    allow_insecure_http: bool = False,
+    prompt: Callable[[str], None] | None = None,
+) -> Connection:
+    """Sign in as `auth` says to `cloud` (or to `graph_url`, which overrides the cloud's Graph).
+    The Graph URL is checked before the sign-in: msal may reach the authority at once. `prompt`
+    shows device-code instructions."""
+    the_cloud = cloud_named(cloud)
+    url = graph_url or the_cloud.graph_url
+    check_graph_url(url, allow_insecure_http=allow_insecure_http)
+    return connect(token_provider(auth, the_cloud, prompt=prompt), graph_url=url, max_writes_per_second=max_writes_per_second,
+                   max_concurrency=max_concurrency, allow_insecure_http=allow_insecure_http)
+
+
 def load_cells(
     source: str | Path, *, users: Users = None, default_region: str | None = None, identity: IdentityMap | None = None
 ) -> list[Cell]:
@@ -180,7 +202,7 @@ def _normalize_chunk(known_users, region_default: str, frame: pd.DataFrame) -> t
 def _defaults(users: Users, default_region: str | None) -> tuple[dict[str, str] | None, str]:
     region_default, problem = normalize_region(default_region)
     if problem:
-        raise InputError(f"--default-region: {problem}")
+        raise InputError(f"{{default_region}}: {problem}", settings=("default_region",))
     return (read_users(users) if isinstance(users, (str, Path)) else users), region_default
 
 
@@ -265,7 +287,7 @@ async def apply_async(
     from everyone else, for up to `wait_for_new_users` seconds.
     """
     if changed_only and journal is None:
-        raise InputError("--changed-only needs the run journal of the earlier runs")
+        raise InputError("{changed_only} needs the run journal of the earlier runs", settings=("changed_only",))
     async with connection.open() as client:
         resumed = run_id = None
         if journal is not None:

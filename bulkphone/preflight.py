@@ -81,8 +81,9 @@ async def preflight(
         return report
     except (TransientError, ThrottledError) as exc:
         raise PreflightError(
-            f"can't reach Graph at {client.root}: {exc.message}. Fix: check --graph-url or --cloud, the network, "
-            "and any proxy (HTTPS_PROXY); nothing was read or written"
+            f"can't reach Graph at {client.root}: {exc.message}. Fix: check {{graph_url}} or {{cloud}}, the network, "
+            "and any proxy (HTTPS_PROXY); nothing was read or written",
+            settings=("graph_url", "cloud"),
         ) from None
     except GraphError as exc:
         raise _not_graph(client, exc) from None
@@ -92,7 +93,8 @@ async def preflight(
             raise PreflightError(
                 f"Graph returns masked numbers to this sign-in (e.g. {probe_user}: {masked[0]}), so they can't be "
                 "compared and bulkphone won't overwrite them. Fix: run with an application permission "
-                "(--auth secret, certificate, managed-identity or workload-identity) instead of a delegated sign-in"
+                "({auth} secret, certificate, managed-identity or workload-identity) instead of a delegated sign-in",
+                settings=("auth",),
             )
     return report
 
@@ -109,6 +111,7 @@ async def _probe(client: GraphClient, user: str):
 
 def _not_graph(client: GraphClient, exc: GraphError) -> PreflightError:
     return PreflightError(
-        f"{client.root} doesn't answer like Microsoft Graph ({exc.message}). Fix: give Graph's root with "
-        "--graph-url (e.g. https://graph.microsoft.com, without /v1.0) or choose --cloud; nothing was read or written"
+        f"{client.root} doesn't answer like Microsoft Graph ({exc.message}). Fix: give Graph's root as "
+        "{graph_url} (e.g. https://graph.microsoft.com, without /v1.0) or choose {cloud}; nothing was read or written",
+        settings=("graph_url", "cloud"),
     )

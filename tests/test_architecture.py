@@ -16,7 +16,7 @@ LAYERS = [
     {"report", "journal"},
     {"planfile", "export"},
     {"pipeline", "jobs"},
-    {"demo", "console"},
+    {"demo", "console", "runs"},
     {"cli"},
     {"__main__", ""},
 ]

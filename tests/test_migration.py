@@ -139,7 +139,7 @@ def test_unmapped_and_masked_users_are_reported_not_dropped(tmp_path, write_file
     assert masked_mobile["error"].startswith("not in the export: masked by Graph")
     assert plan[("user1@fabrikam.com", "mobile")]["error"].endswith("maps to no one in " + str(mapping) + ": left out on purpose")
     assert plan[("user2@fabrikam.com", "mobile")]["error"] == (
-        f"no target user for user2@fabrikam.com: add it to {mapping} or an --upn-domain rule for fabrikam.com"
+        f"no target user for user2@fabrikam.com: add it to {mapping} or a UPN-domain rule for fabrikam.com"
     )
     assert not any(row["action"] == "delete" for row in plan.values())  # unknown is never blank
     assert target.writes == []
@@ -242,9 +242,9 @@ def test_map_files_and_domain_rules_are_checked(tmp_path, write_file):
                              ["fabrikam.com=contoso.com"])
     assert both.target("Ann@Fabrikam.com") == ("annie@contoso.com", "")
     assert both.target("bob@fabrikam.com") == ("bob@contoso.com", "")
-    assert both.target("eve@other.com")[1].endswith("or an --upn-domain rule for other.com")
+    assert both.target("eve@other.com")[1].endswith("or a UPN-domain rule for other.com")
     assert load_identity_map(None, ["a.com=b.com"]).target("eve@other.com")[1] == (
-        "no target user for eve@other.com: add an --upn-domain rule for other.com, or map it in a --map file"
+        "no target user for eve@other.com: add a UPN-domain rule for other.com, or map it in a map file"
     )
 
 
