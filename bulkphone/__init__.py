@@ -28,6 +28,7 @@ from .model import Action, Mode, PhoneType, Status
 from .normalize import normalize_number
 from .export import EXPORT_COLUMNS, ExportResult
 from .mapping import IdentityMap, load_identity_map
+from .cells import load_cells
 from .pipeline import (
     Connection,
     apply,
@@ -37,14 +38,24 @@ from .pipeline import (
     connect,
     export,
     export_async,
-    load_cells,
     plan,
     plan_async,
     read_current,
 )
 from .planfile import read_plan, write_plan
 from .planner import Plan, PlanItem, build_plan
-from .runs import ApplyRun, ExportRun, JobRun, PlanRun, apply_to_report, export_to_report, plan_to_report, run_job, run_job_async
+from .runs import (
+    ApplyRun,
+    ExportRun,
+    JobRun,
+    PlanRun,
+    apply_to_report,
+    export_to_report,
+    normalize_file,
+    plan_to_report,
+    run_job,
+    run_job_async,
+)
 from .safety import SafetyLimits
 
 __all__ = [
@@ -96,6 +107,7 @@ __all__ = [
     "export_async",
     "load_cells",
     "load_identity_map",
+    "normalize_file",
     "normalize_number",
     "plan",
     "plan_async",

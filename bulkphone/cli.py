@@ -94,6 +94,8 @@ _FLAGS = {
     "users": "--users",
     "default_region": "--default-region",
     "changed_only": "--changed-only",
+    "mode": "--mode",
+    "identity": "--map or --upn-domain",
     "force": "--force",
     "max_changes": "--max-changes",
     "max_update_share": "--max-update-percent",
@@ -176,7 +178,7 @@ def normalize(source, report_path, default_region, users, map_file, upn_domains)
     refuse_overwriting([source, users, map_file], [report_path])
     identity = load_identity_map(map_file, upn_domains)
     with RowProgress(total=count_rows(source)) as progress:
-        counts = pipeline.normalize_file(source, report_path, users=users, default_region=default_region,
+        counts = runs.normalize_file(source, report_path, users=users, default_region=default_region,
                                          progress=progress.update, identity=identity)
     _say(f"normalize: {sum(counts.values())} values: " + _counts(counts) + f"; report: {report_path}")
     return EXIT_ROW_PROBLEMS if counts["invalid"] else EXIT_OK

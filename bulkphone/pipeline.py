@@ -1,8 +1,9 @@
-"""The library's front door: ingest -> normalise -> plan -> apply, as plain functions.
+"""The library's front door: connect, then plan, apply, check or export, as plain functions.
 
-Each function has an async twin (`plan_async`, `apply_async`) for callers that already run
-an event loop; the plain ones run it for you, in a worker thread if a loop is running
-(a notebook).
+Each is a coroutine function (`plan_async`, `apply_async`, ...) for callers that already run
+an event loop, and a plain function of the same signature (`plan`, `apply`, ...) that runs it
+for you, in a worker thread if a loop is running (a notebook). Reading the input is
+bulkphone.cells; a whole command with its reports is bulkphone.runs.
 """
 
 from __future__ import annotations
@@ -11,33 +12,27 @@ import asyncio
 import contextlib
 import functools
 import json
-import sys
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, Iterable, ParamSpec, TypeVar
 
 import httpx
-import pandas as pd
-import phonenumbers
 
-from . import report
 from .auth import AuthSettings, BearerAuth, TokenProvider, token_provider
+from .cells import Users, load_cells
 from .clock import Clock, SystemClock
 from .clouds import check_graph_url, cloud_named
 from .errors import ForbiddenError, GraphError, InputError, NotFoundError
 from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult, execute
-from .graph import Counters, GraphClient
-from .ingest import iter_input, read_users
 from .export import ExportResult, export_users
-from .files import refuse_overwriting, require_regular_file
-from .journal import ExportJournal, Journal, run_key
+from .files import require_regular_file
+from .graph import Counters, GraphClient
+from .ingest import read_users
+from .journal import ExportJournal, Journal, ResumedRun, run_key
 from .mapping import IdentityMap
-from .model import Mode, PhoneType, user_key
-from .normalize import Normalizer, extension_problem, normalize_region
-from .parallel import map_in_order
-from .planner import Cell, Plan, UserState, build_plan, settle_cells
+from .model import Mode, user_key
+from .planner import Plan, UserState, build_plan, settle_cells
 from .preflight import PreflightReport, preflight
 from .retry import RetryPolicy
 from .safety import SafetyLimits, check_safety
@@ -53,8 +48,6 @@ __all__ = [
     "connect_with",
     "export",
     "export_async",
-    "load_cells",
-    "normalize_file",
     "plan",
     "plan_async",
     "read_current",
@@ -62,9 +55,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_CANT_SMS = {"fixed_line", "toll_free", "premium_rate", "shared_cost", "uan", "voicemail", "personal_number"}
-Users = str | Path | dict[str, str] | None
-CHUNK_ROWS = 100_000  # input rows read at a time: memory stays flat however big the file
+P = ParamSpec("P")
 
 
 @dataclass
@@ -147,65 +138,6 @@ def connect_with(
                    max_concurrency=max_concurrency, allow_insecure_http=allow_insecure_http)
 
 
-def load_cells(
-    source: str | Path, *, users: Users = None, default_region: str | None = None, identity: IdentityMap | None = None
-) -> list[Cell]:
-    """Read and normalise an input file: one Cell per (input row, phone type).
-
-    With an identity map each source user becomes its target user (see bulkphone.mapping)."""
-    known_users, region_default = _defaults(users, default_region)
-    work = functools.partial(_chunk_fields, known_users, region_default)
-    frames = iter_input(source, CHUNK_ROWS, identity)
-    return [Cell(*fields) for chunk in map_in_order(work, frames) for fields in chunk]
-
-
-def normalize_file(
-    source: str | Path,
-    report_path: str | Path,
-    *,
-    users: Users = None,
-    default_region: str | None = None,
-    progress: Callable[[int], None] | None = None,
-    chunk_rows: int = CHUNK_ROWS,
-    processes: int | None = None,
-    identity: IdentityMap | None = None,
-) -> Counter:
-    """Normalise a file of any size into the normalize report, a chunk at a time, on every core.
-
-    Returns the count of values by status. The report may not be the input (or the users file)."""
-    refuse_overwriting([source, users if isinstance(users, (str, Path)) else None], [report_path])
-    known_users, region_default = _defaults(users, default_region)
-    statuses: Counter = Counter()
-    work = functools.partial(_normalize_chunk, known_users, region_default)
-    with report.new_report(report_path, report.NORMALIZE_COLUMNS) as handle:
-        for rows_done, text, counts in map_in_order(work, iter_input(source, chunk_rows, identity), processes=processes):
-            handle.write(text)
-            statuses.update(counts)
-            if progress is not None:
-                progress(rows_done)
-    return statuses
-
-
-def _chunk_fields(known_users, region_default: str, frame: pd.DataFrame) -> list[tuple]:
-    """One chunk's cells, as plain tuples: they cross from a worker process fastest."""
-    return list(_cell_fields(frame, known_users, region_default, Normalizer()))
-
-
-def _normalize_chunk(known_users, region_default: str, frame: pd.DataFrame) -> tuple[int, str, Counter]:
-    """One chunk's report text and status counts (runs in a worker process)."""
-    rows = [report.normalize_row(*fields) for fields in _cell_fields(frame, known_users, region_default, Normalizer())]
-    last_row = int(frame["row"].iloc[-1]) - 1 if len(frame) else 0
-    status = report.NORMALIZE_COLUMNS.index("status")
-    return last_row, report.csv_text(rows), Counter(row[status] for row in rows)
-
-
-def _defaults(users: Users, default_region: str | None) -> tuple[dict[str, str] | None, str]:
-    region_default, problem = normalize_region(default_region)
-    if problem:
-        raise InputError(f"{{default_region}}: {problem}", settings=("default_region",))
-    return (read_users(users) if isinstance(users, (str, Path)) else users), region_default
-
-
 async def read_current(client: GraphClient, users: Iterable[str]) -> dict[str, UserState]:
     """Each user's phone methods as Graph holds them now, read in batches. 401/403 raise."""
     spelled: dict[str, str] = {}
@@ -224,6 +156,17 @@ async def read_current(client: GraphClient, users: Iterable[str]) -> dict[str, U
     return current
 
 
+def _blocking(coroutine_function: Callable[P, Awaitable[T]]) -> Callable[P, T]:
+    """The plain twin of a coroutine function: same signature (for IDEs and help()), same doc."""
+
+    @functools.wraps(coroutine_function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return run_sync(coroutine_function(*args, **kwargs))
+
+    run.__name__ = run.__qualname__ = coroutine_function.__name__.removesuffix("_async")
+    return run
+
+
 async def plan_async(
     source: str | Path,
     *,
@@ -234,6 +177,11 @@ async def plan_async(
     check_first: bool = False,
     identity: IdentityMap | None = None,
 ) -> Plan:
+    """Read the input and the users' current methods, and decide every change. Never writes.
+
+    `users`: a users file (or {user: region}) giving default regions; only its users are
+    planned. `identity`: who each user of the file is in this tenant (bulkphone.mapping).
+    With `check_first=True` the sign-in is checked before any row (see `check`)."""
     async with connection.open() as client:
         return await _plan(
             client, source, users=users, default_region=default_region, mode=mode,
@@ -241,21 +189,10 @@ async def plan_async(
         )
 
 
-def plan(source: str | Path, *, connection: Connection, **options) -> Plan:
-    """Read the input and the users' current methods, and decide every change. Never writes.
-
-    With `check_first=True` the sign-in is checked before any row (see `check`)."""
-    return run_sync(plan_async(source, connection=connection, **options))
-
-
 async def check_async(connection: Connection, *, write: bool, probe_user: str | None = None) -> PreflightReport:
+    """Sign in, read the token's permissions, probe one user's methods; raise PreflightError if the run can't work."""
     async with connection.open() as client:
         return await preflight(connection.token, client, write=write, probe_user=probe_user)
-
-
-def check(connection: Connection, *, write: bool, probe_user: str | None = None) -> PreflightReport:
-    """Sign in, read the token's permissions, probe one user's methods; raise PreflightError if the run can't work."""
-    return run_sync(check_async(connection, write=write, probe_user=probe_user))
 
 
 async def apply_async(
@@ -267,7 +204,7 @@ async def apply_async(
     progress: Callable[[Progress], None] | None = None,
     users: Users = None,
     default_region: str | None = None,
-    mode: Mode | str = Mode.UPSERT,
+    mode: Mode | str | None = None,
     check_first: bool = False,
     limits: SafetyLimits | None = None,
     verify_unchanged: bool = False,
@@ -275,43 +212,37 @@ async def apply_async(
     identity: IdentityMap | None = None,
     wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS,
 ) -> RunResult:
-    """Carry out a plan, or plan the input first and carry that out.
+    """Carry out a plan, or plan the input file first (see `plan`) and carry that out.
 
     With a journal, an unfinished run of the same input (or plan) is resumed instead of
     planned again: its done changes are kept, its in-flight ones read back first.
     With `limits`, a new plan that changes too much raises UnsafePlanError before any write.
     With `verify_unchanged` (for a plan reviewed earlier), users changed since are skipped.
-    With `changed_only` (needs a journal), rows whose wanted number equals the one the journal
-    last verified are not read or written: a cheap scheduled re-run.
+    With `changed_only` (an input file and a journal), rows whose wanted number equals the one
+    the journal last verified are not read or written: a cheap scheduled re-run.
     Users Graph didn't know when planned (new hires still replicating) are waited for, apart
     from everyone else, for up to `wait_for_new_users` seconds.
     """
+    planning = {"users": users, "default_region": default_region, "mode": mode, "identity": identity,
+                "changed_only": changed_only or None}
+    if isinstance(plan_or_source, Plan) and (given := [name for name, value in planning.items() if value is not None]):
+        raise InputError(", ".join("{" + name + "}" for name in given) + ": these shape planning an input file; "
+                         "a plan is applied as it was planned", settings=tuple(given))
     if changed_only and journal is None:
         raise InputError("{changed_only} needs the run journal of the earlier runs", settings=("changed_only",))
     async with connection.open() as client:
-        resumed = run_id = None
-        if journal is not None:
-            key = _run_key(plan_or_source, users, default_region, mode, connection.graph_url, identity)
-            resumed = journal.resume(key)
-        preflight_first = check_first  # once: while planning, or here for a plan made earlier
-        if resumed is not None:
-            the_plan, run_id = resumed.plan, resumed.run_id
-        elif isinstance(plan_or_source, Plan):
-            the_plan = plan_or_source
-        else:
-            the_plan = await _plan(
-                client, plan_or_source, users=users, default_region=default_region, mode=mode,
-                signin=connection.token if check_first else None, write=True,
-                verified=journal.verified() if changed_only else None, identity=identity,
-            )
-            preflight_first = False
+        key = _run_key(plan_or_source, users, default_region, mode or Mode.UPSERT, connection.graph_url, identity)
+        resumed = journal.resume(key) if journal is not None else None
+        the_plan, preflight_first = await _plan_to_apply(
+            client, connection, plan_or_source, resumed, users=users, default_region=default_region,
+            mode=mode or Mode.UPSERT, check_first=check_first, identity=identity,
+            verified=journal.verified() if changed_only else None)
         if preflight_first:
             probe = next((item.user for item in the_plan.items if item.action.writes), None)
             await preflight(connection.token, client, write=True, probe_user=probe)
         if limits is not None and resumed is None:
             check_safety(the_plan, limits)
-        if journal is not None and run_id is None:
-            run_id = journal.begin(key, the_plan)
+        run_id = resumed.run_id if resumed else journal.begin(key, the_plan) if journal is not None else None
         result = await execute(
             the_plan,
             client,
@@ -333,9 +264,16 @@ async def apply_async(
         return result
 
 
-def apply(plan_or_source: Plan | str | Path, *, connection: Connection, **options) -> RunResult:
-    """Carry out a plan (or plan the input first, then carry it out)."""
-    return run_sync(apply_async(plan_or_source, connection=connection, **options))
+async def _plan_to_apply(client: GraphClient, connection: Connection, plan_or_source, resumed: ResumedRun | None, *,
+                         check_first: bool, verified, **planning) -> tuple[Plan, bool]:
+    """The plan to carry out (resumed, given, or made now), and whether the sign-in is still
+    to be checked (planning checks it while reading)."""
+    if resumed is not None:
+        return resumed.plan, check_first
+    if isinstance(plan_or_source, Plan):
+        return plan_or_source, check_first
+    signin = connection.token if check_first else None
+    return await _plan(client, plan_or_source, signin=signin, write=True, verified=verified, **planning), False
 
 
 async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, signin: TokenProvider | None = None,
@@ -396,12 +334,6 @@ async def export_async(
                                   progress=progress, stop=stop)
 
 
-def export(connection: Connection, **options) -> ExportResult:
-    """Export current phone methods (see export_async); write them with report.write_csv(
-    [row.csv_row() for row in result.exported()], path, EXPORT_COLUMNS)."""
-    return run_sync(export_async(connection, **options))
-
-
 def run_sync(awaitable: Awaitable[T]) -> T:
     """Run a coroutine to completion, also from code that already runs an event loop."""
     try:
@@ -412,36 +344,7 @@ def run_sync(awaitable: Awaitable[T]) -> T:
         return pool.submit(asyncio.run, awaitable).result()
 
 
-def _cell_fields(
-    frame: pd.DataFrame, known_users: dict[str, str] | None, region_default: str, normalizer: Normalizer
-) -> Iterator[tuple[int, str, str, str, str, str, str, str, str, str, str, str, str, str]]:
-    """Each cell of the tidy frame as Cell's fields, in order (row, user, phone_type, raw, region,
-    number, number_region, number_type, error, warning, excluded, unchanged, source_user, placeholder).
-
-    Plain tuples from a plain loop: on a million rows, pandas string ops and a dataclass per
-    cell cost more than the normalisation itself."""
-    columns = [frame[name].tolist() for name in ("row", "user", "sourceUser", "phoneType", "raw", "region", "error")]
-    user_regions = known_users or {}
-    for row, user, source_user, phone_type, raw, written, error in zip(*columns):
-        written = written.strip()
-        region = sys.intern(written.upper())  # millions of cells, a few hundred regions
-        key = user_key(user)
-        excluded = number = number_region = number_type = warning = placeholder = ""
-        if known_users is not None and key not in known_users:
-            excluded = "" if error else "not in the users file: left out of this run"
-            region = written
-        elif error:
-            region = written
-        elif region and region not in phonenumbers.SUPPORTED_REGIONS:
-            error = normalize_region(written)[1]
-            region = written
-        else:
-            region = region or user_regions.get(key, "") or region_default
-            result = normalizer(raw, region)
-            number, number_region, number_type, error, placeholder = result
-            if number and (error := extension_problem(number, phone_type)):
-                number = ""
-            elif number and number_type in _CANT_SMS and phone_type != PhoneType.OFFICE.value:
-                warning = f"{number_type.replace('_', ' ')} number in {phone_type}: it can't receive SMS codes"
-        yield (row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded, "",
-               source_user, placeholder)
+plan = _blocking(plan_async)
+check = _blocking(check_async)
+apply = _blocking(apply_async)
+export = _blocking(export_async)

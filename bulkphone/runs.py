@@ -9,25 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, ContextManager, Iterator, Mapping, TypeVar
 
+import pandas as pd
+
 from . import report
+from .cells import CHUNK_ROWS, Users, cell_fields, input_defaults
 from .errors import BulkphoneError
 from .executor import DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult
 from .export import EXPORT_COLUMNS, ExportResult
 from .files import refuse_overwriting
+from .ingest import iter_input
 from .jobs import Job, load_job
 from .journal import Journal
 from .logs import event
 from .mapping import IdentityMap, load_identity_map
 from .model import Mode
-from .pipeline import Connection, Users, apply_async, connect_with, export_async, plan_async, run_sync
+from .normalize import Normalizer
+from .parallel import map_in_order
+from .pipeline import Connection, apply_async, connect_with, export_async, plan_async, run_sync
 from .planfile import plan_checksum, read_plan, write_plan
 from .planner import Plan
 from .safety import SafetyLimits
@@ -41,6 +49,7 @@ __all__ = [
     "export_to_report",
     "job_words",
     "journal_beside",
+    "normalize_file",
     "plan_to_report",
     "report_files",
     "run_job",
@@ -148,6 +157,41 @@ def describe_settings(settings: Mapping[str, object]) -> dict[str, str]:
     return {name.replace("_", "-"): str(value) for name, value in settings.items() if value not in (None, False, "", ())}
 
 
+def normalize_file(
+    source: str | Path,
+    report_path: str | Path,
+    *,
+    users: Users = None,
+    default_region: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    processes: int | None = None,
+    identity: IdentityMap | None = None,
+) -> Counter:
+    """Normalise a file of any size into the normalize report, a chunk at a time, on every core.
+
+    Returns the count of values by status. The report may not be the input (or the users file)."""
+    refuse_overwriting([source, users if isinstance(users, (str, Path)) else None], [report_path])
+    known_users, region_default = input_defaults(users, default_region)
+    statuses: Counter = Counter()
+    work = functools.partial(_normalize_chunk, known_users, region_default)
+    with report.new_report(report_path, report.NORMALIZE_COLUMNS) as handle:
+        for rows_done, text, counts in map_in_order(work, iter_input(source, chunk_rows, identity), processes=processes):
+            handle.write(text)
+            statuses.update(counts)
+            if progress is not None:
+                progress(rows_done)
+    return statuses
+
+
+def _normalize_chunk(known_users, region_default: str, frame: pd.DataFrame) -> tuple[int, str, Counter]:
+    """One chunk's report text and status counts (runs in a worker process)."""
+    rows = [report.normalize_row(*fields) for fields in cell_fields(frame, known_users, region_default, Normalizer())]
+    last_row = int(frame["row"].iloc[-1]) - 1 if len(frame) else 0
+    status = report.NORMALIZE_COLUMNS.index("status")
+    return last_row, report.csv_text(rows), Counter(row[status] for row in rows)
+
+
 async def plan_to_report(
     source: str | Path,
     report_path: str | Path,
@@ -183,7 +227,7 @@ async def apply_to_report(
     journal_path: str | Path | None = None,
     users: Users = None,
     default_region: str | None = None,
-    mode: Mode | str = Mode.UPSERT,
+    mode: Mode | str | None = None,
     identity: IdentityMap | None = None,
     limits: SafetyLimits | None = None,
     changed_only: bool = False,
@@ -205,7 +249,7 @@ async def apply_to_report(
     source = None if isinstance(target, Plan) else target
     refuse_overwriting(_inputs(source, users, identity) + [plan_file], report_files(report_path) + _journal_files(journal_path))
     if plan_file is not None:
-        target = read_plan(plan_file, mode, approved=approved)
+        target, mode = read_plan(plan_file, mode or Mode.UPSERT, approved=approved), None
     event("run.start", command="apply", settings=describe_settings(settings or {}))
     with Journal(journal_path, purpose="bulkphone apply") as journal:
         result = await apply_async(

@@ -12,7 +12,7 @@ LAYERS = [
     {"normalize", "clouds", "files"},
     {"ingest", "retry", "throttle", "auth"},
     {"mapping", "planner", "graph"},
-    {"safety", "executor", "preflight"},
+    {"safety", "executor", "preflight", "cells"},
     {"report", "journal"},
     {"planfile", "export"},
     {"pipeline", "jobs"},

@@ -217,7 +217,7 @@ def test_json_logs_report_errors_as_events(tmp_path):
 
 
 def test_normalize_streams_big_files_in_chunks_with_row_numbers_intact(write_file, tmp_path):
-    from bulkphone.pipeline import normalize_file
+    from bulkphone.runs import normalize_file
 
     lines = "".join(f"user{i}@contoso.com,425 555 {i:04d},\n" for i in range(25))
     source = write_file("in.csv", "user,mobile,office\n" + lines)
@@ -230,7 +230,7 @@ def test_normalize_streams_big_files_in_chunks_with_row_numbers_intact(write_fil
 
 
 def test_normalize_writes_the_same_report_on_one_core_or_several(write_file, tmp_path):
-    from bulkphone.pipeline import normalize_file
+    from bulkphone.runs import normalize_file
 
     shapes = ["425 555 {i:04d}", "+44 7400 12{i:04d}", "020 7946 {i:04d}", "12", "+999 1", "(425) 555-{i:04d} ext. 7"]
     lines = "".join(
@@ -256,14 +256,15 @@ def test_check_probes_the_first_user_of_the_input(runner, server, write_file):
 
 
 def test_plan_reads_a_big_input_in_chunks_on_every_core_with_the_same_cells(write_file, tmp_path, monkeypatch):
-    from bulkphone import pipeline
+    from bulkphone import cells
+    from bulkphone.mapping import IdentityMap
 
     lines = "".join(f"user{i}@fabrikam.com,425 555 {i:04d},{'+44 20 7946 0' + str(i % 1000).zfill(3) if i % 2 else ''}\n" for i in range(40))
     source = write_file("in.csv", "user,mobile,office\n" + lines)
-    identity = pipeline.IdentityMap(domains={"fabrikam.com": "contoso.com"})
-    whole = pipeline.load_cells(source, default_region="US", identity=identity)
-    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 7)
-    chunked = pipeline.load_cells(source, default_region="US", identity=identity)
+    identity = IdentityMap(domains={"fabrikam.com": "contoso.com"})
+    whole = cells.load_cells(source, default_region="US", identity=identity)
+    monkeypatch.setattr(cells, "CHUNK_ROWS", 7)
+    chunked = cells.load_cells(source, default_region="US", identity=identity)
     assert chunked == whole and len(whole) == 80
     assert whole[0].user == "user0@contoso.com" and whole[0].source_user == "user0@fabrikam.com"
     assert whole[0].number == "+1 4255550000" and whole[3].number == "+44 2079460001"

@@ -189,7 +189,7 @@ def test_no_output_may_land_on_an_input(tenant_and_url, tmp_path, command):
 def test_the_library_refuses_to_normalise_a_file_onto_itself(write_file):
     source = write_file("in.csv", SOURCE)
     with pytest.raises(InputError, match="writing it would destroy that input"):
-        bulkphone.pipeline.normalize_file(source, source)
+        bulkphone.runs.normalize_file(source, source)
     assert source.read_text() == SOURCE
 
 

@@ -126,3 +126,21 @@ def test_the_command_line_says_why_a_run_stops_as_it_happens(tmp_path):
                                          "--max-concurrency", "1"], env={"BULKPHONE_ACCESS_TOKEN": "reader"})
     assert done.exit_code == 2, done.output
     assert "bulkphone: run.stopping: reason=" in done.output and tenant.writes == []
+
+
+def test_the_plain_functions_show_their_whole_signature():
+    import inspect
+
+    for plain, twin in ((bulkphone.plan, bulkphone.plan_async), (bulkphone.apply, bulkphone.apply_async),
+                        (bulkphone.export, bulkphone.export_async), (bulkphone.check, bulkphone.check_async)):
+        assert inspect.signature(plain) == inspect.signature(twin) and plain.__doc__ == twin.__doc__
+        assert "**" not in str(inspect.signature(plain)) and plain.__name__ == twin.__name__.removesuffix("_async")
+
+
+def test_settings_that_only_shape_planning_are_refused_for_a_plan(tenant, clock, write_file):
+    tenant.add_user(ANN)
+    connection = make_connection(tenant, clock)
+    plan = bulkphone.plan(write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\n"), connection=connection)
+    with pytest.raises(bulkphone.InputError, match=r"^default_region, mode: these shape planning an input file"):
+        bulkphone.apply(plan, connection=connection, default_region="US", mode="sync")
+    assert tenant.writes == []

@@ -7,8 +7,8 @@ import pytest
 from conftest import make_connection
 
 import bulkphone
-from bulkphone import parallel, pipeline
-from bulkphone.pipeline import normalize_file
+from bulkphone import cells, parallel
+from bulkphone.runs import normalize_file
 
 
 def test_fork_only_outside_an_event_loop():
@@ -36,7 +36,7 @@ def test_normalise_through_spawned_workers_gives_the_same_report(spawn_only, wri
 
 
 def test_plan_reads_a_many_chunk_input_with_spawned_workers(tenant, clock, write_file, monkeypatch):
-    monkeypatch.setattr(pipeline, "CHUNK_ROWS", 5)  # several chunks: the worker processes are used
+    monkeypatch.setattr(cells, "CHUNK_ROWS", 5)  # several chunks: the worker processes are used
     users = [f"user{i}@contoso.com" for i in range(12)]
     for user in users:
         tenant.add_user(user)
