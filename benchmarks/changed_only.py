@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import bulkphone
-from bulkphone.journal import Journal
+from bulkphone._journal import Journal
 from bulkphone.sim import APP_TOKEN, Faults, SimTenant, SimTransport
 
 

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import bulkphone
-from bulkphone.export import EXPORT_COLUMNS
-from bulkphone.report import write_csv
+from bulkphone._export import EXPORT_COLUMNS
+from bulkphone._report import write_csv
 from bulkphone.sim import APP_TOKEN, Faults, Principal, SimTenant, SimTransport
 
 LATENCY = Faults(latency=0.05, latency_max=0.10)

@@ -1,50 +1,52 @@
 """bulkphone: plan and apply phone authentication methods for many Entra ID users.
 
     import bulkphone
-    connection = bulkphone.connect(bulkphone.StaticToken(token))
+    connection = bulkphone.connect_with(bulkphone.AuthSettings(tenant_id=..., client_id=...))
     the_plan = bulkphone.plan("phones.csv", connection=connection, default_region="US")
     result = bulkphone.apply(the_plan, connection=connection)
+
+    bulkphone.run_job("jobs/onboarding-import.toml", apply=True)   # what `bulkphone run` does
+
+Everything a caller needs is here; the modules behind it (`bulkphone._*`) are private and
+change without notice. The simulated tenant for tests is `bulkphone.sim`.
 """
 
-from .auth import AuthSettings, StaticToken, token_provider
-from .errors import (
-    AmbiguousWriteError,
+from ._auth import AuthSettings, StaticToken
+from ._errors import (
     AuthError,
     BulkphoneError,
     ForbiddenError,
     GraphError,
     InputError,
-    NotFoundError,
-    PermanentError,
+    JournalInUseError,
     PreflightError,
     ThrottledError,
     TransientError,
     UnsafePlanError,
 )
-from .executor import Outcome, RunResult
-from .graph import GraphClient
-from .journal import Journal
-from .model import Action, Mode, PhoneType, Status
-from .normalize import normalize_number
-from .export import EXPORT_COLUMNS, ExportResult
-from .mapping import IdentityMap, load_identity_map
-from .cells import load_cells
-from .pipeline import (
+from ._executor import Outcome, RunResult
+from ._export import ExportResult
+from ._jobs import Job, load_job
+from ._journal import Journal
+from ._mapping import IdentityMap, load_identity_map
+from ._model import Action, Mode, PhoneType, Status
+from ._normalize import normalize_number
+from ._pipeline import (
     Connection,
     apply,
     apply_async,
     check,
     check_async,
     connect,
+    connect_with,
     export,
     export_async,
     plan,
     plan_async,
-    read_current,
 )
-from .planfile import read_plan, write_plan
-from .planner import Plan, PlanItem, build_plan
-from .runs import (
+from ._planfile import read_plan, write_plan
+from ._planner import Plan, PlanItem
+from ._runs import (
     ApplyRun,
     ExportRun,
     JobRun,
@@ -56,63 +58,63 @@ from .runs import (
     run_job,
     run_job_async,
 )
-from .safety import SafetyLimits
+from ._safety import SafetyLimits
 
 __all__ = [
-    "Action",
+    # connecting
+    "AuthSettings",
+    "Connection",
+    "StaticToken",
+    "connect",
+    "connect_with",
+    # one step, in memory
+    "apply",
+    "apply_async",
+    "check",
+    "check_async",
+    "export",
+    "export_async",
+    "normalize_number",
+    "plan",
+    "plan_async",
+    # a whole command, with its reports
     "ApplyRun",
     "ExportRun",
     "JobRun",
     "PlanRun",
     "apply_to_report",
     "export_to_report",
+    "normalize_file",
     "plan_to_report",
     "run_job",
     "run_job_async",
-    "AmbiguousWriteError",
-    "AuthError",
-    "AuthSettings",
-    "BulkphoneError",
-    "Connection",
-    "EXPORT_COLUMNS",
+    # what they take and give
+    "Action",
     "ExportResult",
-    "ForbiddenError",
-    "GraphClient",
-    "GraphError",
     "IdentityMap",
-    "InputError",
+    "Job",
     "Journal",
     "Mode",
-    "NotFoundError",
     "Outcome",
-    "PermanentError",
-    "PreflightError",
     "PhoneType",
     "Plan",
     "PlanItem",
     "RunResult",
     "SafetyLimits",
-    "StaticToken",
     "Status",
+    "load_identity_map",
+    "load_job",
+    "read_plan",
+    "write_plan",
+    # errors a caller meets (Graph's answers to single changes become each row's Outcome)
+    "AuthError",
+    "BulkphoneError",
+    "ForbiddenError",
+    "GraphError",
+    "InputError",
+    "JournalInUseError",
+    "PreflightError",
     "ThrottledError",
     "TransientError",
     "UnsafePlanError",
-    "apply",
-    "apply_async",
-    "build_plan",
-    "check",
-    "check_async",
-    "connect",
-    "export",
-    "export_async",
-    "load_cells",
-    "load_identity_map",
-    "normalize_file",
-    "normalize_number",
-    "plan",
-    "plan_async",
-    "read_current",
-    "read_plan",
-    "token_provider",
-    "write_plan",
 ]

@@ -10,21 +10,21 @@ from pathlib import Path
 
 import click
 
-from . import pipeline, runs
-from .auth import AUTH_MODES, AuthSettings
-from .clouds import CLOUDS
-from .console import ProgressDisplay, RowProgress, use_human_logs
-from .errors import BulkphoneError, UnsafePlanError
-from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS
-from .ingest import count_rows, first_user
-from .jobs import load_job
-from .logs import event, logger, use_json_logs
-from .mapping import load_identity_map
-from .files import refuse_overwriting
-from .model import Mode
-from .safety import DEFAULT_LIMITS, SafetyLimits
-from .text import clip, printable
-from .throttle import DEFAULT_WRITES_PER_SECOND
+from . import _pipeline as pipeline, _runs as runs
+from ._auth import AUTH_MODES, AuthSettings
+from ._clouds import CLOUDS
+from ._console import ProgressDisplay, RowProgress, use_human_logs
+from ._errors import BulkphoneError, UnsafePlanError
+from ._executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS
+from ._ingest import count_rows, first_user
+from ._jobs import load_job
+from ._logs import event, logger, use_json_logs
+from ._mapping import load_identity_map
+from ._files import refuse_overwriting
+from ._model import Mode
+from ._safety import DEFAULT_LIMITS, SafetyLimits
+from ._text import clip, printable
+from ._throttle import DEFAULT_WRITES_PER_SECOND
 
 EXIT_OK = 0
 EXIT_ROW_PROBLEMS = 1
@@ -360,7 +360,7 @@ def run(job_path, do_apply, force, changed_only) -> int:
 @_handled
 def demo(out, data) -> int:
     """Plan and apply sample_data against the embedded simulated tenant (no account, no network)."""
-    from .demo import run_demo
+    from ._demo import run_demo
 
     summary = run_demo(out, data)
     for line in summary.lines:

@@ -3,8 +3,8 @@ import textwrap
 import pytest
 
 import bulkphone
-from bulkphone.clock import FakeClock
-from bulkphone.retry import RetryPolicy
+from bulkphone._clock import FakeClock
+from bulkphone._retry import RetryPolicy
 from bulkphone.sim import APP_TOKEN, SimTenant, SimTransport
 
 GRAPH = "https://graph.test"

@@ -6,10 +6,10 @@ import pytest
 from conftest import make_connection
 
 import bulkphone
-from bulkphone.clock import SystemClock
-from bulkphone.model import Action, Status
-from bulkphone.report import result_rows
-from bulkphone.retry import RetryPolicy
+from bulkphone._clock import SystemClock
+from bulkphone._model import Action, Status
+from bulkphone._report import result_rows
+from bulkphone._retry import RetryPolicy
 from bulkphone.sim import APP_TOKEN, DROP_AFTER, DROP_BEFORE, Faults, Principal, SimTenant, serve
 
 ANN, BOB = "ann@contoso.com", "bob@contoso.com"

@@ -8,15 +8,15 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "bulkphone"
 # Each module may import only modules of earlier layers.
 LAYERS = [
-    {"text", "errors", "model", "clock", "logs", "numbering", "parallel", "sim", "sim.tenant", "sim.transport"},
-    {"normalize", "clouds", "files"},
-    {"ingest", "retry", "throttle", "auth"},
-    {"mapping", "planner", "graph"},
-    {"safety", "executor", "preflight", "cells"},
-    {"report", "journal"},
-    {"planfile", "export"},
-    {"pipeline", "jobs"},
-    {"demo", "console", "runs"},
+    {"_text", "_errors", "_model", "_clock", "_logs", "_numbering", "_parallel", "sim", "sim.tenant", "sim.transport"},
+    {"_normalize", "_clouds", "_files"},
+    {"_ingest", "_retry", "_throttle", "_auth"},
+    {"_mapping", "_planner", "_graph"},
+    {"_safety", "_executor", "_preflight", "_cells"},
+    {"_report", "_journal"},
+    {"_planfile", "_export"},
+    {"_pipeline", "_jobs"},
+    {"_demo", "_console", "_runs"},
     {"cli"},
     {"__main__", ""},
 ]

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from bulkphone.auth import decode_claims
+from bulkphone._auth import decode_claims
 from bulkphone.cli import main
 from bulkphone.sim import SimTenant, serve
 

@@ -4,8 +4,8 @@ import pytest
 from conftest import make_connection
 
 import bulkphone
-from bulkphone.journal import Journal
-from bulkphone.model import Action, Status
+from bulkphone._journal import Journal
+from bulkphone._model import Action, Status
 
 USERS = [f"user{i:02d}@contoso.com" for i in range(40)]
 

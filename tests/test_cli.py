@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from bulkphone.cli import main
-from bulkphone.report import NORMALIZE_COLUMNS, REPORT_COLUMNS
+from bulkphone._report import NORMALIZE_COLUMNS, REPORT_COLUMNS
 from bulkphone.sim import APP_TOKEN, Principal, SimTenant, serve
 
 ANN = "ann@contoso.com"
@@ -217,7 +217,7 @@ def test_json_logs_report_errors_as_events(tmp_path):
 
 
 def test_normalize_streams_big_files_in_chunks_with_row_numbers_intact(write_file, tmp_path):
-    from bulkphone.runs import normalize_file
+    from bulkphone._runs import normalize_file
 
     lines = "".join(f"user{i}@contoso.com,425 555 {i:04d},\n" for i in range(25))
     source = write_file("in.csv", "user,mobile,office\n" + lines)
@@ -230,7 +230,7 @@ def test_normalize_streams_big_files_in_chunks_with_row_numbers_intact(write_fil
 
 
 def test_normalize_writes_the_same_report_on_one_core_or_several(write_file, tmp_path):
-    from bulkphone.runs import normalize_file
+    from bulkphone._runs import normalize_file
 
     shapes = ["425 555 {i:04d}", "+44 7400 12{i:04d}", "020 7946 {i:04d}", "12", "+999 1", "(425) 555-{i:04d} ext. 7"]
     lines = "".join(
@@ -256,8 +256,8 @@ def test_check_probes_the_first_user_of_the_input(runner, server, write_file):
 
 
 def test_plan_reads_a_big_input_in_chunks_on_every_core_with_the_same_cells(write_file, tmp_path, monkeypatch):
-    from bulkphone import cells
-    from bulkphone.mapping import IdentityMap
+    from bulkphone import _cells as cells
+    from bulkphone._mapping import IdentityMap
 
     lines = "".join(f"user{i}@fabrikam.com,425 555 {i:04d},{'+44 20 7946 0' + str(i % 1000).zfill(3) if i % 2 else ''}\n" for i in range(40))
     source = write_file("in.csv", "user,mobile,office\n" + lines)

@@ -1,7 +1,7 @@
 import io
 
-from bulkphone.console import ProgressDisplay
-from bulkphone.executor import Progress
+from bulkphone._console import ProgressDisplay
+from bulkphone._executor import Progress
 
 
 def test_without_a_terminal_progress_is_plain_periodic_lines():

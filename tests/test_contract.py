@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bulkphone import errors
-from bulkphone.clock import FakeClock
-from bulkphone.graph import GraphClient
-from bulkphone.model import PhoneType
-from bulkphone.retry import RetryPolicy
+from bulkphone import _errors as errors
+from bulkphone._clock import FakeClock
+from bulkphone._graph import GraphClient
+from bulkphone._model import PhoneType
+from bulkphone._retry import RetryPolicy
 from bulkphone.sim import APP_TOKEN, SimTenant, SimTransport
 
 CASES = json.loads((Path(__file__).parent / "contract" / "phone_methods.json").read_text(encoding="utf-8"))["cases"]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import bulkphone
 from bulkphone.cli import main
-from bulkphone.report import result_rows
+from bulkphone._report import result_rows
 from bulkphone.sim import APP_TOKEN, SimTenant, serve
 
 ENV = {"BULKPHONE_ACCESS_TOKEN": APP_TOKEN}

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 
 import bulkphone
 from bulkphone.cli import main
-from bulkphone.errors import InputError, JournalInUseError
-from bulkphone.journal import Journal
-from bulkphone.report import REPORT_COLUMNS
+from bulkphone._errors import InputError, JournalInUseError
+from bulkphone._journal import Journal
+from bulkphone._report import REPORT_COLUMNS
 from bulkphone.sim import APP_TOKEN, Faults, SimTenant, serve
-from bulkphone.text import restore
+from bulkphone._text import restore
 
 ENV = {"BULKPHONE_ACCESS_TOKEN": APP_TOKEN}
 
@@ -189,7 +189,7 @@ def test_no_output_may_land_on_an_input(tenant_and_url, tmp_path, command):
 def test_the_library_refuses_to_normalise_a_file_onto_itself(write_file):
     source = write_file("in.csv", SOURCE)
     with pytest.raises(InputError, match="writing it would destroy that input"):
-        bulkphone.runs.normalize_file(source, source)
+        bulkphone._runs.normalize_file(source, source)
     assert source.read_text() == SOURCE
 
 

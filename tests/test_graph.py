@@ -6,9 +6,9 @@ import json
 import httpx
 import pytest
 
-from bulkphone.auth import BearerAuth, StaticToken
-from bulkphone.clock import FakeClock
-from bulkphone.errors import (
+from bulkphone._auth import BearerAuth, StaticToken
+from bulkphone._clock import FakeClock
+from bulkphone._errors import (
     AmbiguousWriteError,
     AuthError,
     ForbiddenError,
@@ -17,10 +17,10 @@ from bulkphone.errors import (
     ThrottledError,
     TransientError,
 )
-from bulkphone.graph import GraphClient
-from bulkphone.model import PhoneType
-from bulkphone.retry import RetryPolicy
-from bulkphone.throttle import RateLimiter
+from bulkphone._graph import GraphClient
+from bulkphone._model import PhoneType
+from bulkphone._retry import RetryPolicy
+from bulkphone._throttle import RateLimiter
 
 MOBILE = {"id": "3179e48a-750b-4051-897c-87b9720928f7", "phoneNumber": "+1 4255550100", "phoneType": "mobile"}
 OK_LIST = {"value": [MOBILE]}

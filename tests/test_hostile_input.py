@@ -16,12 +16,12 @@ from click.testing import CliRunner
 
 import bulkphone
 from bulkphone.cli import main
-from bulkphone.errors import InputError, PermanentError
-from bulkphone.graph import GraphClient
-from bulkphone.ingest import read_input
-from bulkphone.planfile import read_plan
+from bulkphone._errors import InputError, PermanentError
+from bulkphone._graph import GraphClient
+from bulkphone._ingest import read_input
+from bulkphone._planfile import read_plan
 from bulkphone.sim import APP_TOKEN, Principal, SimTenant, SimTransport, serve
-from bulkphone.text import defuse, restore
+from bulkphone._text import defuse, restore
 
 ENV = {"BULKPHONE_ACCESS_TOKEN": APP_TOKEN}
 GRAPH_SHAPE = re.compile(r"\+\d{1,3} \d+(x\d+)?\Z")
@@ -156,12 +156,12 @@ def test_a_workbook_with_far_cells_and_no_declared_size_is_read_within_memory(tm
 
 
 def test_a_workbook_that_unpacks_too_big_is_refused(tmp_path, monkeypatch):
-    import bulkphone.ingest
+    import bulkphone._ingest
 
     book = openpyxl.Workbook()
     book.active.append(["user", "mobile"])
     book.save(tmp_path / "in.xlsx")
-    monkeypatch.setattr(bulkphone.ingest, "MAX_WORKBOOK_BYTES", 1000)
+    monkeypatch.setattr(bulkphone._ingest, "MAX_WORKBOOK_BYTES", 1000)
     with pytest.raises(InputError, match=r"the workbook unpacks to .* MiB, more than .*Fix: save the sheet as CSV"):
         read_input(tmp_path / "in.xlsx")
 
@@ -317,7 +317,7 @@ def test_a_next_link_must_keep_scheme_host_and_port(next_link):
             with pytest.raises(PermanentError, match="leads elsewhere"):
                 await client.list_users_page(link)
 
-    bulkphone.pipeline.run_sync(pages())
+    bulkphone._pipeline.run_sync(pages())
     assert seen == ["https://graph.test/v1.0/users?$select=id,userPrincipalName&$top=999"]
 
 
@@ -331,7 +331,7 @@ def test_a_next_link_with_the_default_port_written_out_is_followed():
             _, link = await client.list_users_page()
             return await client.list_users_page(link)
 
-    assert bulkphone.pipeline.run_sync(pages()) == ([], None)
+    assert bulkphone._pipeline.run_sync(pages()) == ([], None)
 
 
 def test_an_http_sign_in_authority_is_refused(tmp_path):

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from bulkphone.errors import InputError
-from bulkphone.ingest import TIDY_COLUMNS, read_input, read_users
+from bulkphone._errors import InputError
+from bulkphone._ingest import TIDY_COLUMNS, read_input, read_users
 
 
 def test_wide_file_becomes_one_row_per_user_and_type(write_file):

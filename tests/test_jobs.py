@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from bulkphone.cli import main
-from bulkphone.errors import InputError
-from bulkphone.jobs import load_job
+from bulkphone._errors import InputError
+from bulkphone._jobs import load_job
 from bulkphone.sim import APP_TOKEN, SimTenant, serve
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,11 +11,11 @@ import pytest
 from conftest import make_connection
 
 import bulkphone
-from bulkphone.executor import Outcome
-from bulkphone.journal import Journal, RunRecorder, run_key
-from bulkphone.model import Action, Mode, Status
-from bulkphone.planner import Plan, PlanItem
-from bulkphone.report import result_rows
+from bulkphone._executor import Outcome
+from bulkphone._journal import Journal, RunRecorder, run_key
+from bulkphone._model import Action, Mode, Status
+from bulkphone._planner import Plan, PlanItem
+from bulkphone._report import result_rows
 from bulkphone.sim import APP_TOKEN, Faults, SimTenant, serve
 
 

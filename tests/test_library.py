@@ -109,9 +109,10 @@ def test_a_job_hears_which_source_setting_points_nowhere(tmp_path, monkeypatch):
     assert f"Fix: check graph_url in [source] of {job} or cloud in [source] of {job}, the network" in str(unreachable.value)
 
 
-def test_a_library_caller_is_told_the_parameter_names():
+def test_a_library_caller_is_told_the_parameter_names(write_file, tmp_path):
+    source = write_file("in.csv", f"user,mobile\n{ANN},425 555 0100\n")
     with pytest.raises(bulkphone.InputError, match=r"^default_region: unknown region 'ZZ'"):
-        bulkphone.load_cells(__file__, default_region="ZZ")
+        bulkphone.normalize_file(source, tmp_path / "r.csv", default_region="ZZ")
 
 
 def test_the_command_line_says_why_a_run_stops_as_it_happens(tmp_path):

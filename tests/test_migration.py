@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import bulkphone
 from bulkphone.cli import main
-from bulkphone.export import EXPORT_COLUMNS
+from bulkphone._export import EXPORT_COLUMNS
 from bulkphone.sim import APP_TOKEN, Principal, SimTenant, serve
 
 from conftest import make_connection

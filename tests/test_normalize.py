@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkphone.normalize import NO_REGION, canonical, is_masked, normalize_number
+from bulkphone._normalize import NO_REGION, canonical, is_masked, normalize_number
 
 GRAPH_FORMAT = re.compile(r"^\+\d{1,3} \d+(x\d+)?$")
 
@@ -126,7 +126,7 @@ def test_any_valid_number_formatted_any_way_normalises_back(region, number_forma
 
 
 def test_the_normalizer_remembers_each_distinct_value_within_its_bound():
-    from bulkphone.normalize import Normalizer
+    from bulkphone._normalize import Normalizer
 
     pairs = [("(425) 555-01%02d" % (i % 37), "US") for i in range(300)] + [("06 1234 5678", "IT"), ("020 7946", "GB"), ("", "US")]
     expected = [normalize_number(raw, region) for raw, region in pairs]
@@ -149,7 +149,7 @@ def corpus():
 
 @pytest.mark.parametrize("case", corpus())
 def test_corpus(case):
-    from bulkphone.normalize import extension_problem, normalize_region
+    from bulkphone._normalize import extension_problem, normalize_region
 
     region, _ = normalize_region(case["region"])
     result = normalize_number(case["raw"], region)

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from bulkphone.normalize import _fast, _full
-from bulkphone.numbering import classify, national_number
+from bulkphone._normalize import _fast, _full
+from bulkphone._numbering import classify, national_number
 
 TYPES = [t for name, t in vars(PhoneNumberType).items() if name.isupper() and t != PhoneNumberType.UNKNOWN]
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)

@@ -7,8 +7,8 @@ import pytest
 from conftest import make_connection
 
 import bulkphone
-from bulkphone import cells, parallel
-from bulkphone.runs import normalize_file
+from bulkphone import _cells as cells, _parallel as parallel
+from bulkphone._runs import normalize_file
 
 
 def test_fork_only_outside_an_event_loop():

@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from bulkphone.cli import main
-from bulkphone.errors import InputError
-from bulkphone.model import Action, Mode
-from bulkphone.planfile import read_plan, write_plan
-from bulkphone.planner import Plan, PlanItem
+from bulkphone._errors import InputError
+from bulkphone._model import Action, Mode
+from bulkphone._planfile import read_plan, write_plan
+from bulkphone._planner import Plan, PlanItem
 from bulkphone.sim import APP_TOKEN, SimTenant, serve
 
 ENV = {"BULKPHONE_ACCESS_TOKEN": APP_TOKEN}

@@ -1,7 +1,7 @@
 import pytest
 
-from bulkphone.model import Action, Mode, PhoneMethod, PhoneType
-from bulkphone.planner import ALTERNATE_NEEDS_MOBILE, MOBILE_KEEPS_ALTERNATE, Cell, UserState, build_plan, settle_cells
+from bulkphone._model import Action, Mode, PhoneMethod, PhoneType
+from bulkphone._planner import ALTERNATE_NEEDS_MOBILE, MOBILE_KEEPS_ALTERNATE, Cell, UserState, build_plan, settle_cells
 
 ANN = "ann@contoso.com"
 M, A, O = PhoneType.MOBILE, PhoneType.ALTERNATE_MOBILE, PhoneType.OFFICE

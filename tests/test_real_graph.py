@@ -11,9 +11,9 @@ from conftest import make_connection
 
 import bulkphone
 from bulkphone.cli import main
-from bulkphone.executor import NOT_UNIQUE_WARNING
-from bulkphone.model import Status
-from bulkphone.report import result_rows
+from bulkphone._executor import NOT_UNIQUE_WARNING
+from bulkphone._model import Status
+from bulkphone._report import result_rows
 from bulkphone.sim import APP_TOKEN, Faults, SimTenant, serve
 
 ANN, BOB = "ann@contoso.com", "bob@contoso.com"
@@ -306,7 +306,7 @@ def test_the_sim_window_answers_a_full_window_with_a_long_retry_after(clock):
 
 
 def test_a_reviewed_plan_keeps_waiting_for_a_user_that_was_new_when_planned(tenant, clock, write_file, tmp_path):
-    from bulkphone.planfile import read_plan, write_plan
+    from bulkphone._planfile import read_plan, write_plan
 
     connection = make_connection(tenant, clock)
     plan = bulkphone.plan(write_file("in.csv", f"user,mobile\n{ANN},+1 425 555 0100\n"), connection=connection)
@@ -322,7 +322,7 @@ def test_a_reviewed_plan_keeps_waiting_for_a_user_that_was_new_when_planned(tena
 
 
 def test_a_stop_ends_the_wait_for_new_users_at_once(tenant, clock, write_file, monkeypatch):
-    monkeypatch.setattr(bulkphone.executor, "NEW_USER_POLL", (60.0, 1.0, 60.0))  # long pauses between reads
+    monkeypatch.setattr(bulkphone._executor, "NEW_USER_POLL", (60.0, 1.0, 60.0))  # long pauses between reads
     tenant.add_user(BOB)
     path = write_file("in.csv", f"user,mobile\nghost@contoso.com,+1 425 555 0100\n{BOB},+1 425 555 0101\n")
     plan = bulkphone.plan(path, connection=make_connection(tenant, clock))

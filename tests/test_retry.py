@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from bulkphone.clock import FakeClock
-from bulkphone.errors import (
+from bulkphone._clock import FakeClock
+from bulkphone._errors import (
     AmbiguousWriteError,
     AuthError,
     ForbiddenError,
@@ -14,7 +14,7 @@ from bulkphone.errors import (
     ThrottledError,
     TransientError,
 )
-from bulkphone.retry import RetryPolicy
+from bulkphone._retry import RetryPolicy
 
 
 @pytest.mark.parametrize(

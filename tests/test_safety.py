@@ -4,10 +4,10 @@ import pytest
 from click.testing import CliRunner
 
 from bulkphone.cli import main
-from bulkphone.errors import UnsafePlanError
-from bulkphone.model import Action, Mode
-from bulkphone.planner import Plan, PlanItem
-from bulkphone.safety import SafetyLimits, check_safety
+from bulkphone._errors import UnsafePlanError
+from bulkphone._model import Action, Mode
+from bulkphone._planner import Plan, PlanItem
+from bulkphone._safety import SafetyLimits, check_safety
 from bulkphone.sim import APP_TOKEN, SimTenant, serve
 
 

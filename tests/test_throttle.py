@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from bulkphone.clock import FakeClock, SystemClock
-from bulkphone.throttle import RateLimiter
+from bulkphone._clock import FakeClock, SystemClock
+from bulkphone._throttle import RateLimiter
 
 
 def acquire_times(limiter, count):

@@ -14,8 +14,8 @@ from typing import Awaitable, Callable, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, stop_after_delay
 
-from .clock import Clock, SystemClock
-from .errors import GraphError, ThrottledError, TransientError
+from ._clock import Clock, SystemClock
+from ._errors import GraphError, ThrottledError, TransientError
 
 __all__ = ["OnRetry", "RetryPolicy"]
 

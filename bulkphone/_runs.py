@@ -21,24 +21,24 @@ from typing import Any, Awaitable, Callable, ContextManager, Iterator, Mapping, 
 
 import pandas as pd
 
-from . import report
-from .cells import CHUNK_ROWS, Users, cell_fields, input_defaults
-from .errors import BulkphoneError
-from .executor import DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult
-from .export import EXPORT_COLUMNS, ExportResult
-from .files import refuse_overwriting
-from .ingest import iter_input
-from .jobs import Job, load_job
-from .journal import Journal
-from .logs import event
-from .mapping import IdentityMap, load_identity_map
-from .model import Mode
-from .normalize import Normalizer
-from .parallel import map_in_order
-from .pipeline import Connection, apply_async, connect_with, export_async, plan_async, run_sync
-from .planfile import plan_checksum, read_plan, write_plan
-from .planner import Plan
-from .safety import SafetyLimits
+from . import _report as report
+from ._cells import CHUNK_ROWS, Users, cell_fields, input_defaults
+from ._errors import BulkphoneError
+from ._executor import DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult
+from ._export import EXPORT_COLUMNS, ExportResult
+from ._files import refuse_overwriting
+from ._ingest import iter_input
+from ._jobs import Job, load_job
+from ._journal import Journal
+from ._logs import event
+from ._mapping import IdentityMap, load_identity_map
+from ._model import Mode
+from ._normalize import Normalizer
+from ._parallel import map_in_order
+from ._pipeline import Connection, apply_async, connect_with, export_async, plan_async, run_sync
+from ._planfile import plan_checksum, read_plan, write_plan
+from ._planner import Plan
+from ._safety import SafetyLimits
 
 __all__ = [
     "ApplyRun",

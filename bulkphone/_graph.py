@@ -9,8 +9,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .clouds import check_graph_url, origin
-from .errors import (
+from ._clouds import check_graph_url, origin
+from ._errors import (
     AmbiguousWriteError,
     AuthError,
     ConflictError,
@@ -21,10 +21,10 @@ from .errors import (
     ThrottledError,
     TransientError,
 )
-from .logs import event
-from .model import PhoneMethod, PhoneType
-from .retry import RetryPolicy
-from .throttle import RateLimiter
+from ._logs import event
+from ._model import PhoneMethod, PhoneType
+from ._retry import RetryPolicy
+from ._throttle import RateLimiter
 
 __all__ = ["BATCH_SIZE", "Counters", "DirectoryUser", "GraphClient", "Methods"]
 
@@ -56,7 +56,7 @@ class GraphClient:
     """Phone-method operations over an injected httpx.AsyncClient (its transport and auth are the caller's).
 
     A read is retried here on 429 and transient failures (one loop per read). A write is sent
-    once: its one retry loop is the caller's (bulkphone.executor), because only the caller can
+    once: its one retry loop is the caller's (_executor.py), because only the caller can
     decide from a read-back whether writing again is right. A failed write whose outcome is
     unknown raises AmbiguousWriteError; a 409 raises ConflictError (typically saved anyway).
     A 404 is never retried: a user that replicates slowly is waited for by the caller, apart

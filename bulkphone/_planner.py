@@ -13,8 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, NamedTuple
 
-from .model import Action, Mode, PhoneMethod, PhoneType, Status, user_key
-from .normalize import canonical, is_masked
+from ._model import Action, Mode, PhoneMethod, PhoneType, Status, user_key
+from ._normalize import canonical, is_masked
 
 __all__ = ["AWAITS_USER_NOTE", "Cell", "Plan", "PlanItem", "UserState", "build_plan", "execution_rank", "placeholder_note", "settle_cells"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UnsafePlanError
-from .model import Action
-from .planner import Plan
+from ._errors import UnsafePlanError
+from ._model import Action
+from ._planner import Plan
 
 __all__ = ["DEFAULT_LIMITS", "SafetyLimits", "check_safety"]
 

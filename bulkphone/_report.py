@@ -11,11 +11,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-from .executor import RunResult
-from .files import private_file, write_private
-from .model import Status
-from .planner import Plan, placeholder_note
-from .text import defuse_row
+from ._executor import RunResult
+from ._files import private_file, write_private
+from ._model import Status
+from ._planner import Plan, placeholder_note
+from ._text import defuse_row
 
 __all__ = [
     "NORMALIZE_COLUMNS",
@@ -133,7 +133,7 @@ def write_csv(rows: Iterable[dict], path: str | Path, columns: list[str] = REPOR
 @contextlib.contextmanager
 def new_report(path: str | Path, columns: list[str]) -> Iterator[TextIO]:
     """A report file with its header written, open for the rows (a big one: in pieces). It is
-    private to its owner and appears only once complete (see bulkphone.files)."""
+    private to its owner and appears only once complete (see _files.py)."""
     with private_file(path) as handle:
         csv.writer(handle).writerow(defuse_row(columns))
         yield handle
@@ -172,7 +172,7 @@ def _plan_row(item) -> dict:
 def summary(rows: list[dict], *, command: str, settings: dict, stats: dict | None = None, plan_checksum: str = "") -> dict:
     """The numbers of a run, for summary.json and report.html; they equal the CSV's.
 
-    `plan_checksum` is the plan's SHA-256 (bulkphone.planfile): the value a change board
+    `plan_checksum` is the plan's SHA-256 (_planfile.py): the value a change board
     approves, and `apply --plan ... --approve` checks."""
     failures: dict[str, list] = {}
     warnings: dict[str, list] = {}

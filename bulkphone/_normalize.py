@@ -10,8 +10,8 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
-from .numbering import classify, national_number
-from .text import clip
+from ._numbering import classify, national_number
+from ._text import clip
 
 __all__ = [
     "PLACEHOLDER_WORDS",

@@ -18,12 +18,12 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable
 
-from .errors import InputError
-from .executor import Outcome
-from .files import PRIVATE, RunLock
-from .model import Action, Mode, Status
-from .normalize import canonical
-from .planner import Plan, PlanItem
+from ._errors import InputError
+from ._executor import Outcome
+from ._files import PRIVATE, RunLock
+from ._model import Action, Mode, Status
+from ._normalize import canonical
+from ._planner import Plan, PlanItem
 
 __all__ = ["ExportJournal", "ExportProgress", "Journal", "ResumedRun", "RunRecorder", "run_key"]
 

@@ -19,14 +19,14 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .auth import AUTH_MODES, CLIENT_SECRET_ENV, AuthSettings
-from .clouds import CLOUDS
-from .errors import InputError
-from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS
-from .files import require_regular_file
-from .model import Mode
-from .safety import DEFAULT_LIMITS
-from .throttle import DEFAULT_WRITES_PER_SECOND
+from ._auth import AUTH_MODES, CLIENT_SECRET_ENV, AuthSettings
+from ._clouds import CLOUDS
+from ._errors import InputError
+from ._executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS
+from ._files import require_regular_file
+from ._model import Mode
+from ._safety import DEFAULT_LIMITS
+from ._throttle import DEFAULT_WRITES_PER_SECOND
 
 __all__ = ["Job", "Source", "load_job"]
 

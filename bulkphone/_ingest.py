@@ -19,11 +19,11 @@ import openpyxl
 from openpyxl.utils import get_column_letter
 import pandas as pd
 
-from .errors import InputError
-from .files import require_regular_file
-from .model import PhoneType, user_key
-from .normalize import normalize_region
-from .text import clip, restore
+from ._errors import InputError
+from ._files import require_regular_file
+from ._model import PhoneType, user_key
+from ._normalize import normalize_region
+from ._text import clip, restore
 
 __all__ = ["TIDY_COLUMNS", "Table", "UserMapping", "count_rows", "first_user", "iter_input", "read_input", "read_table", "read_users"]
 
@@ -33,7 +33,7 @@ FIRST_DATA_ROW = 2
 
 
 class UserMapping(Protocol):
-    """Who a user of the file is in the tenant (bulkphone.mapping.IdentityMap is one)."""
+    """Who a user of the file is in the tenant (bulkphone._mapping.IdentityMap is one)."""
 
     def target(self, user: str) -> tuple[str, str]:
         """(target user, "") or ("", why there is none)."""
@@ -215,7 +215,7 @@ def _tables(path: Path, chunk_rows: int | None) -> Iterator[Table]:
     for table in tables:
         frame = table.frame
         for column in frame.columns:
-            # A value bulkphone wrote defused ('=...) reads back as it was (see bulkphone.text).
+            # A value bulkphone wrote defused ('=...) reads back as it was (see _text.py).
             quoted = frame[column].str.startswith("'")
             if quoted.any():
                 frame.loc[quoted, column] = frame.loc[quoted, column].map(restore)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .errors import InputError
-from .model import user_key
-from .ingest import read_table
-from .text import clip
+from ._errors import InputError
+from ._model import user_key
+from ._ingest import read_table
+from ._text import clip
 
 __all__ = ["IdentityMap", "load_identity_map"]
 

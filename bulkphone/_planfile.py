@@ -27,12 +27,12 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import InputError
-from .files import require_regular_file
-from .model import Action, Mode
-from .planner import AWAITS_USER_NOTE, Plan, PlanItem
-from .report import REPORT_COLUMNS, plan_rows, write_csv
-from .text import restore
+from ._errors import InputError
+from ._files import require_regular_file
+from ._model import Action, Mode
+from ._planner import AWAITS_USER_NOTE, Plan, PlanItem
+from ._report import REPORT_COLUMNS, plan_rows, write_csv
+from ._text import restore
 
 __all__ = ["CHECKSUM_COLUMN", "PLAN_KEY_ENV", "SIGNATURE_COLUMN", "SavedPlan", "plan_checksum", "plan_key", "read_plan", "write_plan"]
 

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import InputError
+from ._errors import InputError
 
 __all__ = ["CLOUDS", "Cloud", "check_graph_url", "cloud_named", "origin", "require_tls"]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import pipeline, report
-from .auth import StaticToken
-from .clock import Clock, SystemClock
-from .errors import InputError
-from .executor import RunResult
-from .planner import Plan
-from .retry import RetryPolicy
+from . import _pipeline as pipeline, _report as report
+from ._auth import StaticToken
+from ._clock import Clock, SystemClock
+from ._errors import InputError
+from ._executor import RunResult
+from ._planner import Plan
+from ._retry import RetryPolicy
 from .sim import APP_TOKEN, Faults, SimTenant, SimTransport
 
 __all__ = ["DEMO_FAULTS", "DemoSummary", "run_demo"]

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from .errors import InputError, JournalInUseError
+from ._errors import InputError, JournalInUseError
 
 __all__ = ["RunLock", "private_file", "refuse_overwriting", "require_regular_file", "write_private"]
 

@@ -27,7 +27,7 @@ from typing import Callable, Protocol
 
 from tenacity import RetryCallState
 
-from .errors import (
+from ._errors import (
     AmbiguousWriteError,
     AuthError,
     ConflictError,
@@ -36,11 +36,11 @@ from .errors import (
     NotFoundError,
     PermanentError,
 )
-from .graph import GraphClient, Methods
-from .logs import event
-from .model import Action, PhoneMethod, PhoneType, Status
-from .normalize import canonical
-from .planner import Plan, PlanItem, execution_rank
+from ._graph import GraphClient, Methods
+from ._logs import event
+from ._model import Action, PhoneMethod, PhoneType, Status
+from ._normalize import canonical
+from ._planner import Plan, PlanItem, execution_rank
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_WAIT_FOR_NEW_USERS", "INTERRUPTED", "Outcome", "Progress", "Recorder", "RunResult", "execute"]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .auth import TokenProvider, decode_claims
-from .errors import AuthError, ForbiddenError, GraphError, NotFoundError, PreflightError, ThrottledError, TransientError
-from .graph import GraphClient
-from .normalize import is_masked
+from ._auth import TokenProvider, decode_claims
+from ._errors import AuthError, ForbiddenError, GraphError, NotFoundError, PreflightError, ThrottledError, TransientError
+from ._graph import GraphClient
+from ._normalize import is_masked
 
 __all__ = ["PreflightReport", "READ_PERMISSIONS", "WRITE_PERMISSIONS", "preflight"]
 

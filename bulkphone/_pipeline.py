@@ -3,7 +3,7 @@
 Each is a coroutine function (`plan_async`, `apply_async`, ...) for callers that already run
 an event loop, and a plain function of the same signature (`plan`, `apply`, ...) that runs it
 for you, in a worker thread if a loop is running (a notebook). Reading the input is
-bulkphone.cells; a whole command with its reports is bulkphone.runs.
+_cells.py; a whole command with its reports is _runs.py.
 """
 
 from __future__ import annotations
@@ -19,24 +19,24 @@ from typing import AsyncIterator, Awaitable, Callable, Iterable, ParamSpec, Type
 
 import httpx
 
-from .auth import AuthSettings, BearerAuth, TokenProvider, token_provider
-from .cells import Users, load_cells
-from .clock import Clock, SystemClock
-from .clouds import check_graph_url, cloud_named
-from .errors import ForbiddenError, GraphError, InputError, NotFoundError
-from .executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult, execute
-from .export import ExportResult, export_users
-from .files import require_regular_file
-from .graph import Counters, GraphClient
-from .ingest import read_users
-from .journal import ExportJournal, Journal, ResumedRun, run_key
-from .mapping import IdentityMap
-from .model import Mode, user_key
-from .planner import Plan, UserState, build_plan, settle_cells
-from .preflight import PreflightReport, preflight
-from .retry import RetryPolicy
-from .safety import SafetyLimits, check_safety
-from .throttle import DEFAULT_WRITES_PER_SECOND, RateLimiter
+from ._auth import AuthSettings, BearerAuth, TokenProvider, token_provider
+from ._cells import Users, load_cells
+from ._clock import Clock, SystemClock
+from ._clouds import check_graph_url, cloud_named
+from ._errors import ForbiddenError, GraphError, InputError, NotFoundError
+from ._executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult, execute
+from ._export import ExportResult, export_users
+from ._files import require_regular_file
+from ._graph import Counters, GraphClient
+from ._ingest import read_users
+from ._journal import ExportJournal, Journal, ResumedRun, run_key
+from ._mapping import IdentityMap
+from ._model import Mode, user_key
+from ._planner import Plan, UserState, build_plan, settle_cells
+from ._preflight import PreflightReport, preflight
+from ._retry import RetryPolicy
+from ._safety import SafetyLimits, check_safety
+from ._throttle import DEFAULT_WRITES_PER_SECOND, RateLimiter
 
 __all__ = [
     "Connection",
@@ -180,7 +180,7 @@ async def plan_async(
     """Read the input and the users' current methods, and decide every change. Never writes.
 
     `users`: a users file (or {user: region}) giving default regions; only its users are
-    planned. `identity`: who each user of the file is in this tenant (bulkphone.mapping).
+    planned. `identity`: who each user of the file is in this tenant (bulkphone.IdentityMap).
     With `check_first=True` the sign-in is checked before any row (see `check`)."""
     async with connection.open() as client:
         return await _plan(

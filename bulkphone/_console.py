@@ -11,8 +11,8 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .executor import Progress as RunProgress
-from .logs import event, logger
+from ._executor import Progress as RunProgress
+from ._logs import event, logger
 
 __all__ = ["HumanFormatter", "ProgressDisplay", "RowProgress", "use_human_logs"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .clock import Clock, SystemClock
+from ._clock import Clock, SystemClock
 
 __all__ = ["DEFAULT_WRITES_PER_SECOND", "GRAPH_WRITE_WINDOW_SECONDS", "RateLimiter"]
 

@@ -15,11 +15,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
-from .errors import ForbiddenError, GraphError, NotFoundError, PreflightError
-from .graph import DirectoryUser, GraphClient, Methods
-from .journal import ExportJournal, ExportProgress
-from .model import PhoneType
-from .normalize import is_masked
+from ._errors import ForbiddenError, GraphError, NotFoundError, PreflightError
+from ._graph import DirectoryUser, GraphClient, Methods
+from ._journal import ExportJournal, ExportProgress
+from ._model import PhoneType
+from ._normalize import is_masked
 
 __all__ = ["EXPORT_COLUMNS", "ExportResult", "ExportRow", "export_users"]
 

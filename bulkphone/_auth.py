@@ -24,8 +24,8 @@ from typing import Callable, Generator, Mapping, Protocol, TypeVar
 import httpx
 import jwt
 
-from .clouds import Cloud
-from .errors import AuthError, InputError
+from ._clouds import Cloud
+from ._errors import AuthError, InputError
 
 __all__ = [
     "AUTH_MODES",

@@ -11,12 +11,12 @@ from typing import Iterator
 import pandas as pd
 import phonenumbers
 
-from .errors import InputError
-from .ingest import UserMapping, iter_input, read_users
-from .model import PhoneType, user_key
-from .normalize import Normalizer, extension_problem, normalize_region
-from .parallel import map_in_order
-from .planner import Cell
+from ._errors import InputError
+from ._ingest import UserMapping, iter_input, read_users
+from ._model import PhoneType, user_key
+from ._normalize import Normalizer, extension_problem, normalize_region
+from ._parallel import map_in_order
+from ._planner import Cell
 
 __all__ = ["CHUNK_ROWS", "Users", "cell_fields", "input_defaults", "load_cells"]
 
