@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal, Union
 
 from ._auth import AUTH_MODES, CLIENT_SECRET_ENV, AuthSettings
 from ._clouds import CLOUDS
@@ -30,50 +33,86 @@ from ._throttle import DEFAULT_WRITES_PER_SECOND
 
 __all__ = ["Job", "Source", "load_job"]
 
+# The tables of a job file, each a dataclass: its fields are the keys a table takes, their
+# types what each key must hold (Path: a string, relative to the job file; float: any number;
+# Literal: one of these). _read_table checks a table against them.
+_Cloud = Literal[tuple(CLOUDS)]  # type: ignore[valid-type]
+_AuthMode = Literal[tuple(AUTH_MODES)]  # type: ignore[valid-type]
+_ModeName = Literal[tuple(mode.value for mode in Mode)]  # type: ignore[valid-type]
+
 
 @dataclass(frozen=True)
-class _Key:
-    kind: type | tuple[type, ...]
-    choices: tuple = ()
-    path: bool = False
+class _JobTable:
+    name: str | None = None
+    description: str | None = None
 
 
-_CONNECTION: dict[str, _Key] = {
-        "cloud": _Key(str, tuple(CLOUDS)),
-        "graph_url": _Key(str),
-        "authority_url": _Key(str),
-        "auth": _Key(str, AUTH_MODES),
-        "tenant_id": _Key(str),
-        "client_id": _Key(str),
-        "certificate": _Key(str, path=True),
-        "send_x5c": _Key(bool),
-        "managed_identity_client_id": _Key(str),
-        "federated_token_file": _Key(str, path=True),
-        "secret_env": _Key(str),
-        "certificate_password_env": _Key(str),
-        "token_env": _Key(str),
-        "allow_insecure_http": _Key(bool),
-}
-_SCHEMA: dict[str, dict[str, _Key]] = {
-    "job": {"name": _Key(str), "description": _Key(str)},
-    "input": {
-        "file": _Key(str, path=True),
-        "users": _Key(str, path=True),
-        "default_region": _Key(str),
-        "mode": _Key(str, tuple(m.value for m in Mode)),
-    },
-    "connection": _CONNECTION,
-    "source": {**_CONNECTION, "users": _Key(str, path=True), "include_empty": _Key(bool)},
-    "mapping": {"file": _Key(str, path=True), "upn_domains": _Key(list)},
-    "limits": {
-        "max_writes_per_second": _Key((int, float)),
-        "max_concurrency": _Key(int),
-        "max_update_percent": _Key((int, float)),
-        "max_delete_percent": _Key((int, float)),
-        "max_changes": _Key(int),
-        "wait_for_new_users": _Key((int, float)),
-    },
-    "report": {"folder": _Key(str, path=True)},
+@dataclass(frozen=True)
+class _InputTable:
+    file: Path | None = None
+    users: Path | None = None
+    default_region: str | None = None
+    mode: _ModeName = Mode.UPSERT.value
+
+
+@dataclass(frozen=True)
+class _ConnectionTable:
+    cloud: _Cloud = "global"
+    graph_url: str | None = None
+    authority_url: str | None = None
+    auth: _AuthMode | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    certificate: Path | None = None
+    send_x5c: bool = False
+    managed_identity_client_id: str | None = None
+    federated_token_file: Path | None = None
+    secret_env: str = AuthSettings.secret_env
+    certificate_password_env: str = AuthSettings.certificate_password_env
+    token_env: str = AuthSettings.token_env
+    allow_insecure_http: bool = False
+
+    def auth_settings(self) -> AuthSettings:
+        return AuthSettings(
+            mode=self.auth, tenant_id=self.tenant_id, client_id=self.client_id,
+            certificate=str(self.certificate) if self.certificate else None, send_x5c=self.send_x5c,
+            managed_identity_client_id=self.managed_identity_client_id,
+            federated_token_file=str(self.federated_token_file) if self.federated_token_file else None,
+            authority_url=self.authority_url, secret_env=self.secret_env,
+            certificate_password_env=self.certificate_password_env, token_env=self.token_env,
+        )
+
+
+@dataclass(frozen=True)
+class _SourceTable(_ConnectionTable):
+    users: Path | None = None  # None: every user of the tenant
+    include_empty: bool = False
+
+
+@dataclass(frozen=True)
+class _MappingTable:
+    file: Path | None = None
+    upn_domains: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _LimitsTable:
+    max_writes_per_second: float = DEFAULT_WRITES_PER_SECOND
+    max_concurrency: int = DEFAULT_CONCURRENCY
+    max_update_percent: float = DEFAULT_LIMITS.max_update_share * 100
+    max_delete_percent: float = DEFAULT_LIMITS.max_delete_share * 100
+    max_changes: int | None = None
+    wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS
+
+
+@dataclass(frozen=True)
+class _ReportTable:
+    folder: Path | None = None
+
+
+_TABLES: dict[str, type] = {
+    "job": _JobTable, "input": _InputTable, "connection": _ConnectionTable, "source": _SourceTable,
+    "mapping": _MappingTable, "limits": _LimitsTable, "report": _ReportTable,
 }
 _SECRET_WORDS = re.compile(r"secret$|password$|token$|key$", re.IGNORECASE)
 
@@ -106,15 +145,17 @@ class Job:
     source: Source | None = None
     map_file: Path | None = None
     upn_domains: tuple[str, ...] = ()
-    max_writes_per_second: float = DEFAULT_WRITES_PER_SECOND
-    max_concurrency: int = DEFAULT_CONCURRENCY
-    wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS
-    max_update_percent: float = DEFAULT_LIMITS.max_update_share * 100
-    max_delete_percent: float = DEFAULT_LIMITS.max_delete_share * 100
+    max_writes_per_second: float = _LimitsTable.max_writes_per_second
+    max_concurrency: int = _LimitsTable.max_concurrency
+    wait_for_new_users: float = _LimitsTable.wait_for_new_users
+    max_update_percent: float = _LimitsTable.max_update_percent
+    max_delete_percent: float = _LimitsTable.max_delete_percent
     max_changes: int | None = None
 
 
 def load_job(path: str | Path) -> Job:
+    """A job file, checked key by key: an unknown table or key, a wrong type or value, or a
+    secret is an InputError naming the key and its line."""
     path = Path(path)
     try:
         require_regular_file(path, "job file")
@@ -125,86 +166,111 @@ def load_job(path: str | Path) -> Job:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML ({exc}). Fix: check the quoting and brackets on that line.") from None
-    tables: dict[str, dict[str, object]] = {}
-    for table, entries in data.items():
-        where = _line(text, None, table)
-        if table not in _SCHEMA:
-            raise InputError(f"{path}, line {where}: unknown table [{table}]. Known: {', '.join(_SCHEMA)}.")
+    lines = _KeyLines(path, text)
+    for name, entries in data.items():
+        if name not in _TABLES:
+            raise InputError(f"{lines.at(name)}: unknown table [{name}]. Known: {', '.join(_TABLES)}.")
         if not isinstance(entries, dict):
-            raise InputError(f"{path}, line {where}: {table} must be a table ([{table}]).")
-        base = path.parent
-        tables[table] = {
-            key: base / value if _SCHEMA[table][key].path else value
-            for key, value in ((key, _check(path, text, table, key, value)) for key, value in entries.items())
-        }
-    values = {key: value for table in ("job", "input", "connection", "limits", "report") for key, value in tables.get(table, {}).items()}
-    source = _source(tables["source"]) if "source" in tables else None
-    if "file" not in values and source is None:
+            raise InputError(f"{lines.at(name)}: {name} must be a table ([{name}]).")
+    tables = {name: _read_table(name, data.get(name, {}), lines) for name in _TABLES}
+    job_table, given, connection = tables["job"], tables["input"], tables["connection"]
+    mapping, limits = tables["mapping"], tables["limits"]
+    source = _source(tables["source"]) if "source" in data else None
+    if given.file is None and source is None:
         raise InputError(f"{path}: [input] needs file = \"...\" (the CSV or .xlsx to apply), or a [source] tenant to export from.")
-    mapping = tables.get("mapping", {})
-    domains = mapping.get("upn_domains", [])
-    if not all(isinstance(rule, str) for rule in domains):
-        raise InputError(f"{path}, line {_line(text, 'mapping', 'upn_domains')}: [mapping] upn_domains must be a list of \"old=new\" strings.")
-    report_folder = values.get("folder") or path.parent / "reports" / path.stem
-    job_values = {name: values[name] for name in (f.name for f in fields(Job)) if name in values}
+    report_folder = tables["report"].folder or path.parent / "reports" / path.stem
     return Job(
         path=path,
-        name=str(values.get("name") or path.stem),
-        file=values.get("file") or report_folder / "source.csv",
+        name=job_table.name or path.stem,
+        file=given.file or report_folder / "source.csv",
         report_folder=report_folder,
-        auth=_auth(values),
+        users=given.users,
+        default_region=given.default_region,
+        mode=given.mode,
+        cloud=connection.cloud,
+        graph_url=connection.graph_url,
+        auth=connection.auth_settings(),
+        allow_insecure_http=connection.allow_insecure_http,
         source=source,
-        map_file=mapping.get("file"),
-        upn_domains=tuple(domains),
-        **{k: v for k, v in job_values.items() if k not in ("file", "name", "auth", "source")},
+        map_file=mapping.file,
+        upn_domains=tuple(mapping.upn_domains),
+        **{f.name: getattr(limits, f.name) for f in fields(_LimitsTable)},
     )
 
 
-def _auth(values: dict) -> AuthSettings:
-    return AuthSettings(**{
-        f.name: str(values[key]) if isinstance(values[key], Path) else values[key]
-        for f in fields(AuthSettings)
-        if (key := _AUTH_KEYS.get(f.name, f.name)) in values
-    })
+def _source(table: _SourceTable) -> Source:
+    return Source(auth=table.auth_settings(), cloud=table.cloud, graph_url=table.graph_url,
+                  allow_insecure_http=table.allow_insecure_http, users=table.users, include_empty=table.include_empty)
 
 
-def _source(values: dict) -> Source:
-    return Source(auth=_auth(values), **{f.name: values[f.name] for f in fields(Source) if f.name in values and f.name != "auth"})
+def _read_table(name: str, entries: dict, lines: _KeyLines):
+    """The table as its dataclass, every value checked against its field's type."""
+    kind = _TABLES[name]
+    known = {f.name for f in fields(kind)}
+    hints = typing.get_type_hints(kind)
+    values = {}
+    for key, value in entries.items():
+        where = lines.at(name, key)
+        if key not in known:
+            if _SECRET_WORDS.search(key):
+                raise InputError(
+                    f"{where}: [{name}] {key}: never put secrets in a job file. Fix: keep the secret in an "
+                    f"environment variable and name it, e.g. secret_env = \"{CLIENT_SECRET_ENV}\"."
+                )
+            raise InputError(f"{where}: unknown key [{name}] {key}. Known in [{name}]: {', '.join(f.name for f in fields(kind))}.")
+        values[key] = _checked(hints[key], value, f"{where}: [{name}] {key}", lines.path.parent)
+    return kind(**values)
 
 
-_AUTH_KEYS = {"mode": "auth"}
+def _checked(wanted, value, what: str, base: Path):
+    """`value` as the type `wanted` says (a Path relative to `base`), or an InputError."""
+    options = typing.get_args(wanted) if typing.get_origin(wanted) in (Union, types.UnionType) else (wanted,)
+    wanted = next(option for option in options if option is not type(None))
+    if typing.get_origin(wanted) is Literal:
+        if value not in typing.get_args(wanted):
+            raise InputError(f"{what} = {value!r}: use one of {', '.join(typing.get_args(wanted))}.")
+        return value
+    if typing.get_origin(wanted) is list:
+        if not isinstance(value, list):
+            raise InputError(f"{what} must be list, not {type(value).__name__} ({value!r}).")
+        if not all(isinstance(item, str) for item in value):
+            raise InputError(f"{what} must be a list of \"old=new\" strings.")
+        return value
+    expected = {Path: str, float: (int, float)}.get(wanted, wanted)
+    if isinstance(value, bool) and wanted is not bool or not isinstance(value, expected):
+        name = "a number" if wanted is float else expected.__name__
+        raise InputError(f"{what} must be {name}, not {type(value).__name__} ({value!r}).")
+    return base / value if wanted is Path else value
 
 
-def _check(path: Path, text: str, table: str, key: str, value):
-    line = _line(text, table, key)
-    spec = _SCHEMA[table].get(key)
-    if spec is None:
-        if _SECRET_WORDS.search(key):
-            raise InputError(
-                f"{path}, line {line}: [{table}] {key}: never put secrets in a job file. Fix: keep the secret in an "
-                f"environment variable and name it, e.g. secret_env = \"{CLIENT_SECRET_ENV}\"."
-            )
-        known = ", ".join(_SCHEMA[table])
-        raise InputError(f"{path}, line {line}: unknown key [{table}] {key}. Known in [{table}]: {known}.")
-    if isinstance(value, bool) and spec.kind is not bool or not isinstance(value, spec.kind):
-        wanted = spec.kind.__name__ if isinstance(spec.kind, type) else "a number"
-        raise InputError(f"{path}, line {line}: [{table}] {key} must be {wanted}, not {type(value).__name__} ({value!r}).")
-    if spec.choices and value not in spec.choices:
-        raise InputError(f"{path}, line {line}: [{table}] {key} = {value!r}: use one of {', '.join(spec.choices)}.")
-    return value
+class _KeyLines:
+    """Where a table or key is written, for messages: `[table]` then `key = ...`, an inline
+    table `table = { key = ... }`, or a dotted key `table.key = ...`."""
 
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
 
-def _line(text: str, table: str | None, key: str) -> int:
-    """The line a key (or, with table None, a [table] header) is on, for error messages."""
-    current = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        header = re.fullmatch(r"\[([^\]]+)\]", stripped)
-        if header:
-            current = header.group(1).strip()
-            if table is None and current == key:
+    def at(self, table: str, key: str | None = None) -> str:
+        number = self._find(table, key)
+        return f"{self.path}, line {number}" if number else str(self.path)
+
+    def _find(self, table: str, key: str | None) -> int | None:
+        current = None
+        own = rf"(?:{re.escape(table)}|\"{re.escape(table)}\")"
+        for number, line in enumerate(self.lines, start=1):
+            stripped = line.strip()
+            header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]\s*(?:#.*)?", stripped)
+            if header:
+                current = header.group(1).strip('"')
+                if key is None and current == table:
+                    return number
+                continue
+            if current is None and re.match(rf"{own}\s*=\s*\{{", stripped):  # an inline table
+                if key is None or re.search(rf"[{{,]\s*{re.escape(key)}\s*=", stripped):
+                    return number
+            if current is None and key is not None and re.match(rf"{own}\.{re.escape(key)}\s*=", stripped):
                 return number
-            continue
-        if table is not None and current == table and re.match(rf"{re.escape(key)}\s*=", stripped):
-            return number
-    return 0
+            if current == table and key is not None and re.match(rf"{re.escape(key)}\s*=", stripped):
+                return number
+        return None

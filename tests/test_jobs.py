@@ -50,6 +50,11 @@ def write_job(tmp_path, text):
         ('[source]\nauth = "token"\n[mapping]\nupn_domains = [1]\n', "line 4: [mapping] upn_domains must be a list of \"old=new\" strings"),
         ('[source]\npassword = "x"\n', "line 2: [source] password: never put secrets in a job file"),
         ('[connection]\nauth = "kerberos"\n[input]\nfile = "a.csv"\n', "line 2: [connection] auth = 'kerberos': use one of secret"),
+        # inline tables and dotted keys are found too (they used to be "line 0")
+        ('input = { file = "a.csv" }\n\nlimits = { max_changes = "10" }\n', "line 3: [limits] max_changes must be int, not str"),
+        ('input = { file = "a.csv", mod = "sync" }\n', "line 1: unknown key [input] mod"),
+        ('input.file = "a.csv"\n# a comment\nlimits.max_concurrency = 1.5\n', "line 3: [limits] max_concurrency must be int, not float"),
+        ('input = { file = "a.csv" }\nreports = { folder = "r" }\n', "line 2: unknown table [reports]"),
     ],
 )
 def test_job_file_errors_name_the_key_and_the_line(tmp_path, text, message):
