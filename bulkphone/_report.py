@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import string
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
@@ -208,6 +209,14 @@ _COLORS = {
 }
 
 
+# The page's layout and style (report.html); write_html fills in the escaped figures.
+_PAGE = string.Template(Path(__file__).with_name("report.html").read_text(encoding="utf-8"))
+
+
+def _table(pairs: dict) -> str:
+    return "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in pairs.items())
+
+
 def write_html(summary_data: dict, path: str | Path) -> Path:
     """A self-contained page (no scripts, fonts or images from the network) a manager can read."""
     e = html.escape
@@ -248,33 +257,22 @@ def write_html(summary_data: dict, path: str | Path) -> Path:
 
     failed = s["statuses"].get("failed", 0)
     skipped_with_reason = sum(s["errors"].values()) - failed
-    settings = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in s["settings"].items())
-    stats = "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in s["stats"].items())
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>bulkphone {e(s["command"])} report</title>
-<style>
-body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#212121;max-width:70rem}}
-h1{{font-size:1.6rem}} h2{{font-size:1.2rem;margin-top:2rem}}
-.totals{{display:flex;gap:1rem;flex-wrap:wrap}} .total{{border:1px solid #ddd;border-radius:6px;padding:.8rem 1.2rem;min-width:8rem}}
-.total b{{display:block;font-size:1.8rem}} .bad b{{color:#c62828}} .warn b{{color:#ef6c00}} .good b{{color:#2e7d32}}
-table{{border-collapse:collapse;margin-top:.5rem}} td,th{{border:1px solid #ddd;padding:.3rem .6rem;text-align:left;vertical-align:top}}
-td.n{{text-align:right}} .checksum code{{font-size:1.05rem;word-break:break-all}} figure{{display:inline-block;vertical-align:top;margin:0 2rem 0 0}} figcaption{{font-weight:600;margin-bottom:.3rem}}
-</style></head><body>
-<h1>bulkphone {e(s["command"])}: {s["input_rows"]} input rows, {s["rows"]} report rows</h1>
-{approval(s.get("plan_checksum", ""))}
-<div class="totals">
-<div class="total good" id="total-ok">ok<b>{s["statuses"].get("ok", 0)}</b></div>
-<div class="total" id="total-planned">planned<b>{s["statuses"].get("planned", 0)}</b></div>
-<div class="total bad" id="total-failed">failed<b>{failed}</b></div>
-<div class="total warn" id="total-skipped">skipped<b>{s["statuses"].get("skipped", 0)}</b></div>
-<div class="total warn" id="total-warnings">warnings<b>{sum(s["warnings"].values())}</b></div>
-</div>
-<h2>Actions and outcomes</h2>
-{bars("actions", s["actions"])}{bars("outcomes", s["statuses"])}
-{grouped(f"Rows to fix ({failed} failed, {skipped_with_reason} skipped for a reason)", s["rows_by_error"], "failure")}
-{grouped("Warnings (done, but look)", s["rows_by_warning"], "warning")}
-<h2>Run</h2><table>{stats or "<tr><td>no requests made</td></tr>"}</table>
-<h2>Settings</h2><table>{settings}</table>
-</body></html>
-"""
+    page = _PAGE.substitute(
+        command=e(s["command"]),
+        input_rows=s["input_rows"],
+        rows=s["rows"],
+        approval=approval(s.get("plan_checksum", "")),
+        ok=s["statuses"].get("ok", 0),
+        planned=s["statuses"].get("planned", 0),
+        failed=failed,
+        skipped=s["statuses"].get("skipped", 0),
+        warnings=sum(s["warnings"].values()),
+        action_bars=bars("actions", s["actions"]),
+        outcome_bars=bars("outcomes", s["statuses"]),
+        rows_to_fix=grouped(f"Rows to fix ({failed} failed, {skipped_with_reason} skipped for a reason)",
+                            s["rows_by_error"], "failure"),
+        warning_rows=grouped("Warnings (done, but look)", s["rows_by_warning"], "warning"),
+        stats=_table(s["stats"]) or "<tr><td>no requests made</td></tr>",
+        settings=_table(s["settings"]),
+    )
     return write_private(path, page)
