@@ -88,24 +88,26 @@ async def export_users(
     `key` names this export in the journal: the same key resumes an unfinished one."""
     state = journal.resume_or_begin(key)
     resumed = len(state.rows)
+    fresh: dict[int, ExportRow] = {}  # read in this run: no need to decode them back from the journal
     if not state.listed:
         if users is None:
             await _list_tenant(client, journal, state, page_size, progress, stop)
         else:
             journal.listed(state, list(dict.fromkeys(users)), None)
     if not state.listed:
-        return ExportResult(_rows(state), resumed, stopped=True)
+        return ExportResult(_rows(state, fresh), resumed, stopped=True)
     todo = [seq for seq in range(len(state.users)) if seq not in state.rows]
     for start in range(0, len(todo), READ_SLICE):
         if stop is not None and stop.is_set():
-            return ExportResult(_rows(state), resumed, stopped=True)
+            return ExportResult(_rows(state, fresh), resumed, stopped=True)
         chunk = todo[start : start + READ_SLICE]
         rows = await _read(client, [state.users[seq] for seq in chunk], resolve=users is not None)
         journal.read(state, {seq: json.dumps(asdict(row)) for seq, row in zip(chunk, rows)})
+        fresh.update(zip(chunk, rows))
         if progress is not None:
             progress(len(state.rows), len(state.users))
     journal.finish(state)
-    return ExportResult(_rows(state), resumed)
+    return ExportResult(_rows(state, fresh), resumed)
 
 
 async def _list_tenant(client: GraphClient, journal: ExportJournal, state: ExportProgress, page_size: int, progress, stop) -> None:
@@ -172,5 +174,6 @@ def _unreadable(user: str, object_id: str, why: str) -> ExportRow:
     return ExportRow(user=user, object_id=object_id, not_exported=[t.value for t in PhoneType], note=why)
 
 
-def _rows(state: ExportProgress) -> list[ExportRow]:
-    return [ExportRow(**json.loads(state.rows[seq])) for seq in sorted(state.rows)]
+def _rows(state: ExportProgress, fresh: dict[int, ExportRow]) -> list[ExportRow]:
+    """Every row so far, in listing order: this run's as read, a killed run's from the journal."""
+    return [fresh.get(seq) or ExportRow(**json.loads(state.rows[seq])) for seq in sorted(state.rows)]
