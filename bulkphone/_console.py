@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -62,13 +62,16 @@ class ProgressDisplay:
 class RowProgress:
     """Rows (or users) done so far, as a live bar on a terminal (nothing in a log)."""
 
-    def __init__(self, total: int | None = None, stream: TextIO | None = None, *, doing: str = "normalising",
-                 unit: str = "rows") -> None:
+    def __init__(self, total: Callable[[], int | None] | None = None, stream: TextIO | None = None, *,
+                 doing: str = "normalising", unit: str = "rows") -> None:
+        """`total` works out how many there will be; it is called only when a bar is shown (on a
+        terminal), so a scheduled run reads its input once."""
         stream = stream or sys.stderr
         self._bar = None
-        self._total = total
+        self._total = None
         if stream.isatty():
             self._bar = _bar(stream, doing, unit)
+            self._total = total() if total is not None else None
 
     def __enter__(self) -> RowProgress:
         if self._bar is not None:

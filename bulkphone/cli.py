@@ -177,7 +177,7 @@ def normalize(source, report_path, default_region, users, map_file, upn_domains)
     """Check and normalise the numbers in INPUT offline (no network, no credentials)."""
     refuse_overwriting([source, users, map_file], [report_path])
     identity = load_identity_map(map_file, upn_domains)
-    with RowProgress(total=count_rows(source)) as progress:
+    with RowProgress(total=lambda: count_rows(source)) as progress:
         counts = runs.normalize_file(source, report_path, users=users, default_region=default_region,
                                          progress=progress.update, identity=identity)
     _say(f"normalize: {sum(counts.values())} values: " + _counts(counts) + f"; report: {report_path}")

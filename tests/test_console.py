@@ -1,6 +1,6 @@
 import io
 
-from bulkphone._console import ProgressDisplay
+from bulkphone._console import ProgressDisplay, RowProgress
 from bulkphone._executor import Progress
 
 
@@ -48,3 +48,10 @@ def test_normalize_shows_a_bar_with_the_row_count_on_a_terminal(tmp_path):
     assert done.returncode == 0, done.stdout
     assert b"normalising" in drawn and b"/250000" in drawn and b"rows" in drawn
     assert b"250000 values: ok 250000" in done.stdout
+
+
+def test_a_log_gets_no_bar_and_the_input_is_not_counted():
+    counted = []
+    with RowProgress(total=lambda: counted.append("counted") or 10, stream=io.StringIO()) as progress:
+        progress.update(5)
+    assert counted == []  # a scheduled run reads its input once: no counting pass for a bar nobody sees
