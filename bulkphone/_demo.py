@@ -38,7 +38,8 @@ def run_demo(out: Path, data: Path | None = None, *, clock: Clock | None = None)
     data = Path(data) if data else SAMPLE_DATA
     source, directory = data / "phones.csv", data / "directory.csv"
     if not source.exists():
-        raise InputError(f"{source}: demo input not found. Fix: run the demo from a clone of the repository, or pass --data FOLDER.")
+        raise InputError(f"{source}: demo input not found. Fix: run the demo from a clone of the repository, or give "
+                         "the folder with phones.csv and directory.csv ({data}).", settings=("data",))
     tenant = SimTenant.from_json(TENANT_FILE, faults=DEMO_FAULTS, clock=clock)
     # The simulated tenant recovers at once, so short backoffs keep the demo brisk.
     policy = RetryPolicy(initial_wait=0.05, max_wait=1.0, clock=clock or SystemClock())

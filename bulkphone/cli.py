@@ -97,6 +97,7 @@ _FLAGS = {
     "mode": "--mode",
     "identity": "--map or --upn-domain",
     "force": "--force",
+    "data": "--data FOLDER",
     "max_changes": "--max-changes",
     "max_update_share": "--max-update-percent",
     "max_delete_share": "--max-delete-percent",
