@@ -213,6 +213,7 @@ def check(source, probe_user, write, **options) -> int:
 @_handled
 def plan(source, report_path, default_region, users, map_file, upn_domains, mode, **options) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
+    # Checked here too, before signing in: a refused report costs no sign-in (or device-code prompt).
     refuse_overwriting([source, users, map_file], runs.report_files(report_path))
     identity = load_identity_map(map_file, upn_domains)
     settings = dict(source=source, users=users, default_region=default_region, mode=mode, map=map_file,
