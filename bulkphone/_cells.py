@@ -26,14 +26,15 @@ CHUNK_ROWS = 100_000  # input rows read at a time: memory stays flat however big
 
 
 def load_cells(
-    source: str | Path, *, users: Users = None, default_region: str | None = None, identity: UserMapping | None = None
+    source: str | Path, *, users: Users = None, default_region: str | None = None, identity: UserMapping | None = None,
+    sheet: str | None = None,
 ) -> list[Cell]:
     """Read and normalise an input file: one Cell per (input row, phone type).
 
     With an identity map each source user becomes its target user (see bulkphone.mapping)."""
     known_users, region_default = input_defaults(users, default_region)
     work = functools.partial(_chunk_fields, known_users, region_default)
-    frames = iter_input(source, CHUNK_ROWS, identity)
+    frames = iter_input(source, CHUNK_ROWS, identity, sheet)
     return [Cell(*fields) for chunk in map_in_order(work, frames) for fields in chunk]
 
 

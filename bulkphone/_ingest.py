@@ -70,18 +70,20 @@ def read_input(path: str | Path) -> pd.DataFrame:
     return pd.concat(list(iter_input(path)), ignore_index=True)
 
 
-def iter_input(path: str | Path, chunk_rows: int | None = None, identity: UserMapping | None = None) -> Iterator[pd.DataFrame]:
+def iter_input(path: str | Path, chunk_rows: int | None = None, identity: UserMapping | None = None,
+               sheet: str | None = None) -> Iterator[pd.DataFrame]:
     """The tidy frame in pieces of `chunk_rows` input rows (CSV), so memory stays flat on big files.
 
     With an identity map, `user` is the mapped (target) user and `sourceUser` the one the file
     names; a user the map can't place gets the reason as its error. A row the file itself
     garbles (fewer or more fields than the header, a formula without a value) is an error
-    whatever else it says: it is a row to fix, never a blank."""
+    whatever else it says: it is a row to fix, never a blank. `sheet` picks a workbook's sheet
+    by name or 1-based position (default: the first)."""
     path = Path(path)
     columns = None
-    for table in _tables(path, chunk_rows):
+    for table in _tables(path, chunk_rows, sheet):
         if columns is None:
-            columns = _shape(path, table.header)
+            columns = _shape(path, table)
         if "phoneType" in columns and "phoneNumber" in columns:
             tidy = _from_long(table, columns)
         else:
@@ -137,12 +139,18 @@ def count_rows(path: str | Path, block: int = 1 << 20) -> int | None:
     return max(lines - 1, 0)
 
 
-def _shape(path: Path, header: list[str]) -> dict[str, int]:
+def _shape(path: Path, table: Table) -> dict[str, int]:
+    header = table.header
     columns = _match_columns(path, header)
     if "user" not in columns:
+        where, other_sheets = "", ""
+        if table.sheets:
+            where = f" on sheet {table.sheet!r}"
+            other_sheets = f" or choose the sheet that has them ({{sheet}}; this workbook's sheets: {_list(list(table.sheets))})"
         raise InputError(
-            f"{path}: no user column (found: {_list(header)}). "
-            "Fix: name the column holding UPNs or object ids 'user' (or userPrincipalName, upn, objectId)."
+            f"{path}: no user column{where} (found: {_list(header)}). "
+            f"Fix: name the column holding UPNs or object ids 'user' (or userPrincipalName, upn, objectId){other_sheets}.",
+            settings=("sheet",) if table.sheets else (),
         )
     if not ("phoneType" in columns and "phoneNumber" in columns) and not any(t.value in columns for t in PhoneType):
         raise InputError(
@@ -180,7 +188,7 @@ def read_table(path: str | Path) -> Table:
     """A whole small file (a users or map file) as text; any garbled row refuses the file, since
     these files decide who a run touches."""
     path = Path(path)
-    tables = list(_tables(path, None))
+    tables = list(_tables(path, None, None))
     first = tables[0]
     for table in tables:
         garbled = sorted(table.row_problems.items()) + sorted(
@@ -201,13 +209,18 @@ class Table(NamedTuple):
     header: list[str]
     row_problems: dict[int, str]  # row -> why the whole row can't be used (e.g. fields missing)
     cell_problems: dict[int, dict[int, str]]  # row -> column -> why that cell can't be used
+    sheet: str = ""  # the workbook's sheet read
+    sheets: tuple[str, ...] = ()  # all the workbook's sheets (none for a CSV)
 
 
-def _tables(path: Path, chunk_rows: int | None) -> Iterator[Table]:
+def _tables(path: Path, chunk_rows: int | None, sheet: str | None) -> Iterator[Table]:
     require_regular_file(path)
     suffix = path.suffix.lower()
+    if sheet is not None and suffix not in (".xlsx", ".xlsm"):
+        raise InputError(f"{path}: is not a workbook, so it has no sheets. Fix: leave out {{sheet}} for a CSV.",
+                         settings=("sheet",))
     if suffix in (".xlsx", ".xlsm"):
-        tables = iter([_read_workbook(path)])
+        tables = iter([_read_workbook(path, sheet)])
     elif suffix == ".xls":
         raise InputError(f"{path}: old .xls workbooks are not supported. Fix: save it as .xlsx or CSV UTF-8.")
     else:
@@ -228,6 +241,7 @@ class _CsvLayout(NamedTuple):
     header: list[str]
     widest: int  # fields in the longest record, so the parser never meets more than it expects
     row_problems: dict[int, str]
+    preamble: int  # records before the header (Excel's `sep=` line)
 
 
 def _read_csv(path: Path, chunk_rows: int | None) -> Iterator[Table]:
@@ -240,7 +254,7 @@ def _read_csv(path: Path, chunk_rows: int | None) -> Iterator[Table]:
         sep=layout.separator,
         encoding=layout.encoding,
         header=None,
-        skiprows=1,  # the header record (quotes respected); the scan has read it
+        skiprows=1 + layout.preamble,  # the header record (quotes respected); the scan has read it
         names=list(range(layout.widest)),
         # Only a file with longer rows needs the extra fields dropped (pandas refuses usecols when
         # every row is shorter than the header).
@@ -294,9 +308,13 @@ def _scan_csv(path: Path) -> _CsvLayout:
                     f"{path}: the first line is longer than {MAX_HEADER_CHARACTERS:,} characters, so it is not a header "
                     "row. Fix: give a CSV whose first line names the columns (user, mobile, ...)."
                 )
-        separator = max([",", ";", "\t"], key=first_line.count)
+        # Excel writes (and reads) a first line `sep=;` naming the separator; it isn't a row.
+        named = re.fullmatch(r"sep=(.)\s*", first_line, re.IGNORECASE)
+        separator = named.group(1) if named else max([",", ";", "\t"], key=first_line.count)
         with path.open(encoding=encoding, newline="") as handle:
             records = csv.reader(handle, delimiter=separator)
+            if named:
+                next(records)
             header = next(records, None) or []
             width, widest, problems = len(header), len(header), {}
             text_seen = any(field.strip() for field in header)
@@ -332,7 +350,7 @@ def _scan_csv(path: Path) -> _CsvLayout:
         raise InputError(f"{path}: the file is empty. Fix: export it again with a header row and data.")
     if width > MAX_FIELDS:
         raise InputError(f"{path}: the header has {width:,} columns. Fix: give a CSV of users and their phone numbers.")
-    return _CsvLayout(encoding, separator, header, widest, problems)
+    return _CsvLayout(encoding, separator, header, widest, problems, 1 if named else 0)
 
 
 def _short_row(record: list[str], header: list[str]) -> str:
@@ -362,7 +380,7 @@ MAX_WORKBOOK_BYTES = 1 << 30
 MAX_DECLARED_CELLS = 50_000_000
 
 
-def _read_workbook(path: Path) -> Table:
+def _read_workbook(path: Path, sheet: str | None) -> Table:
     """The first sheet, streamed (openpyxl's read-only mode) within the header's columns, so
     memory follows the cells that hold something, never the sheet's declared size."""
     try:
@@ -376,7 +394,7 @@ def _read_workbook(path: Path) -> Table:
             "Fix: save the sheet as CSV UTF-8, which bulkphone reads in pieces of any size."
         )
     try:
-        return _read_sheet(path)
+        return _read_sheet(path, sheet)
     except InputError:
         raise
     except Exception as exc:  # openpyxl raises many unrelated types for a broken workbook
@@ -389,13 +407,15 @@ def _open_workbook(path: Path, *, data_only: bool):
         return openpyxl.load_workbook(path, read_only=True, data_only=data_only)
 
 
-def _read_sheet(path: Path) -> Table:
-    """The first sheet's cells as text, within the header's columns. It is read with formulas
+def _read_sheet(path: Path, wanted: str | None) -> Table:
+    """A sheet's cells as text, within the header's columns. It is read with formulas
     showing; only when a cell starts with `=` is it read again for the values Excel saved, so a
     formula whose value was never saved (a file written by a script) is a cell to fix."""
     workbook = _open_workbook(path, data_only=False)
     try:
-        sheet = workbook.worksheets[0]
+        names = tuple(workbook.sheetnames)
+        name = _sheet_named(path, names, wanted)
+        sheet = workbook[name]
         rows, columns = sheet.max_row or 0, sheet.max_column or 0
         if rows * columns > MAX_DECLARED_CELLS:
             raise InputError(
@@ -417,17 +437,33 @@ def _read_sheet(path: Path) -> Table:
                         maybe_formulas.add(row)
     finally:
         workbook.close()
-    problems = _unsaved_formulas(path, data, maybe_formulas, len(header)) if maybe_formulas else {}
+    problems = _unsaved_formulas(path, name, data, maybe_formulas, len(header)) if maybe_formulas else {}
     frame = pd.DataFrame(list(data.values()), index=list(data), columns=range(len(header)), dtype=str)
-    return Table(frame, header, {}, problems)
+    return Table(frame, header, {}, problems, name, names)
 
 
-def _unsaved_formulas(path: Path, data: dict[int, list[str]], rows: set[int], width: int) -> dict[int, dict[int, str]]:
+def _sheet_named(path: Path, names: tuple[str, ...], wanted: str | None) -> str:
+    """The sheet `wanted` names, by name (case-insensitively) or 1-based position; the first by default."""
+    if wanted is None:
+        return names[0]
+    by_name = {name.casefold(): name for name in names}
+    if wanted.strip().casefold() in by_name:
+        return by_name[wanted.strip().casefold()]
+    if wanted.strip().isdigit() and 1 <= int(wanted) <= len(names):
+        return names[int(wanted) - 1]
+    raise InputError(
+        f"{path}: no sheet {wanted!r} (this workbook's sheets: {_list(list(names))}). "
+        "Fix: give {sheet} a sheet's name, or its position counting from 1.",
+        settings=("sheet",),
+    )
+
+
+def _unsaved_formulas(path: Path, name: str, data: dict[int, list[str]], rows: set[int], width: int) -> dict[int, dict[int, str]]:
     """Put the values Excel saved in place of the formulas in `rows`; cells with no saved value are problems."""
     problems: dict[int, dict[int, str]] = {}
     workbook = _open_workbook(path, data_only=True)
     try:
-        saved_rows = workbook.worksheets[0].iter_rows(min_row=2, max_col=width, values_only=True)
+        saved_rows = workbook[name].iter_rows(min_row=2, max_col=width, values_only=True)
         for row, saved in enumerate(saved_rows, start=FIRST_DATA_ROW):
             if row not in rows:
                 continue
@@ -555,9 +591,9 @@ def _list(names, shown: int = 12) -> str:
     return listed + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
 
 
-def first_user(source: str | Path) -> str | None:
+def first_user(source: str | Path, sheet: str | None = None) -> str | None:
     """The input's first usable user (to probe the sign-in with); reads the first rows only."""
-    for frame in iter_input(source, chunk_rows=1000):
+    for frame in iter_input(source, chunk_rows=1000, sheet=sheet):
         users = frame.loc[(frame["error"] == "") & (frame["user"] != ""), "user"]
         if len(users):
             return users.iloc[0]

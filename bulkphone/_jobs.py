@@ -53,6 +53,7 @@ class _InputTable:
     users: Path | None = None
     default_region: str | None = None
     mode: _ModeName = Mode.UPSERT.value
+    sheet: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class Job:
     users: Path | None = None
     default_region: str | None = None
     mode: str = Mode.UPSERT.value
+    sheet: str | None = None  # a workbook's sheet, by name or 1-based position
     cloud: str = "global"
     graph_url: str | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -187,6 +189,7 @@ def load_job(path: str | Path) -> Job:
         users=given.users,
         default_region=given.default_region,
         mode=given.mode,
+        sheet=None if given.sheet is None else str(given.sheet),
         cloud=connection.cloud,
         graph_url=connection.graph_url,
         auth=connection.auth_settings(),
@@ -224,8 +227,12 @@ def _read_table(name: str, entries: dict, lines: _KeyLines):
 
 def _checked(wanted, value, what: str, base: Path):
     """`value` as the type `wanted` says (a Path relative to `base`), or an InputError."""
-    options = typing.get_args(wanted) if typing.get_origin(wanted) in (Union, types.UnionType) else (wanted,)
-    wanted = next(option for option in options if option is not type(None))
+    options = [option for option in typing.get_args(wanted) if option is not type(None)] if typing.get_origin(wanted) in (
+        Union, types.UnionType) else [wanted]
+    for option in options[1:]:  # `str | int`: the first type the value is
+        if isinstance(value, option) and not isinstance(value, bool):
+            return value
+    wanted = options[0]
     if typing.get_origin(wanted) is Literal:
         if value not in typing.get_args(wanted):
             raise InputError(f"{what} = {value!r}: use one of {', '.join(typing.get_args(wanted))}.")

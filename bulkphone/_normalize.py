@@ -131,9 +131,21 @@ def normalize_number(raw: str | None, region: str) -> Normalized:
 
 
 def _full(text: str, region: str) -> Normalized:
-    """phonenumbers.parse and validation, with a reason for every failure."""
-    if not region and text.startswith("00"):
-        text = "+" + text[2:]
+    """phonenumbers.parse and validation, with a reason for every failure.
+
+    `00` is the international prefix in most of the world, so a number written `0044 …` in a
+    region that dials out with another prefix (the US's 011) is read as international when
+    reading it nationally gives no valid number."""
+    if text.startswith("00"):
+        national = _parsed(text, region) if region else None
+        if national is not None and national.number:
+            return national
+        international = _parsed("+" + text[2:], "")
+        return international if international.number or national is None else national
+    return _parsed(text, region)
+
+
+def _parsed(text: str, region: str) -> Normalized:
     if not region and not text.startswith("+"):
         return Normalized(error=NO_REGION)
     try:

@@ -176,16 +176,18 @@ async def plan_async(
     mode: Mode | str = Mode.UPSERT,
     check_first: bool = False,
     identity: IdentityMap | None = None,
+    sheet: str | None = None,
 ) -> Plan:
     """Read the input and the users' current methods, and decide every change. Never writes.
 
     `users`: a users file (or {user: region}) giving default regions; only its users are
     planned. `identity`: who each user of the file is in this tenant (bulkphone.IdentityMap).
+    `sheet`: a workbook's sheet, by name or 1-based position (default: the first).
     With `check_first=True` the sign-in is checked before any row (see `check`)."""
     async with connection.open() as client:
         return await _plan(
             client, source, users=users, default_region=default_region, mode=mode,
-            signin=connection.token if check_first else None, identity=identity,
+            signin=connection.token if check_first else None, identity=identity, sheet=sheet,
         )
 
 
@@ -210,6 +212,7 @@ async def apply_async(
     verify_unchanged: bool = False,
     changed_only: bool = False,
     identity: IdentityMap | None = None,
+    sheet: str | None = None,
     wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS,
 ) -> RunResult:
     """Carry out a plan, or plan the input file first (see `plan`) and carry that out.
@@ -223,7 +226,7 @@ async def apply_async(
     Users Graph didn't know when planned (new hires still replicating) are waited for, apart
     from everyone else, for up to `wait_for_new_users` seconds.
     """
-    planning = {"users": users, "default_region": default_region, "mode": mode, "identity": identity,
+    planning = {"users": users, "default_region": default_region, "mode": mode, "identity": identity, "sheet": sheet,
                 "changed_only": changed_only or None}
     if isinstance(plan_or_source, Plan) and (given := [name for name, value in planning.items() if value is not None]):
         raise InputError(", ".join("{" + name + "}" for name in given) + ": these shape planning an input file; "
@@ -231,11 +234,11 @@ async def apply_async(
     if changed_only and journal is None:
         raise InputError("{changed_only} needs the run journal of the earlier runs", settings=("changed_only",))
     async with connection.open() as client:
-        key = _run_key(plan_or_source, users, default_region, mode or Mode.UPSERT, connection.graph_url, identity)
+        key = _run_key(plan_or_source, users, default_region, mode or Mode.UPSERT, connection.graph_url, identity, sheet)
         resumed = journal.resume(key) if journal is not None else None
         the_plan, preflight_first = await _plan_to_apply(
             client, connection, plan_or_source, resumed, users=users, default_region=default_region,
-            mode=mode or Mode.UPSERT, check_first=check_first, identity=identity,
+            mode=mode or Mode.UPSERT, check_first=check_first, identity=identity, sheet=sheet,
             verified=journal.verified() if changed_only else None)
         if preflight_first:
             probe = next((item.user for item in the_plan.items if item.action.writes), None)
@@ -277,10 +280,11 @@ async def _plan_to_apply(client: GraphClient, connection: Connection, plan_or_so
 
 
 async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, signin: TokenProvider | None = None,
-                write: bool = False, verified=None, identity=None) -> Plan:
+                write: bool = False, verified=None, identity=None, sheet: str | None = None) -> Plan:
     """Read and settle the cells, check the sign-in first when `signin` is given (for a run that
     will `write` or not), read the users' current methods, and decide."""
-    cells = settle_cells(load_cells(source, users=users, default_region=default_region, identity=identity), Mode(mode), verified)
+    cells = load_cells(source, users=users, default_region=default_region, identity=identity, sheet=sheet)
+    cells = settle_cells(cells, Mode(mode), verified)
     wanted = [cell.user for cell in cells if not cell.error and not cell.excluded and not cell.unchanged]
     if signin is not None:
         await preflight(signin, client, write=write, probe_user=wanted[0] if wanted else None)
@@ -297,12 +301,15 @@ async def _plan(client: GraphClient, source, *, users: Users, default_region, mo
     return build_plan(cells, current, Mode(mode))
 
 
-def _run_key(plan_or_source, users: Users, default_region, mode, graph_url: str, identity: IdentityMap | None = None) -> str:
+def _run_key(plan_or_source, users: Users, default_region, mode, graph_url: str, identity: IdentityMap | None = None,
+             sheet: str | None = None) -> str:
     if isinstance(plan_or_source, Plan):
         return run_key("plan", *(json.dumps(item.__dict__, default=str) for item in plan_or_source.items))
     users_part = _content(users) if isinstance(users, (str, Path)) else json.dumps(users, sort_keys=True)
     mapping = identity.describe() if identity is not None else None
-    return run_key("input", _content(plan_or_source), users_part, default_region, str(mode), graph_url, mapping)
+    # The sheet joins the key only when given, so runs resumed across this version still match.
+    return run_key("input", _content(plan_or_source), users_part, default_region, str(mode), graph_url, mapping,
+                   *([f"sheet={sheet}"] if sheet is not None else []))
 
 
 def _content(path: str | Path) -> bytes:

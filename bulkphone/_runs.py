@@ -167,6 +167,7 @@ def normalize_file(
     chunk_rows: int = CHUNK_ROWS,
     processes: int | None = None,
     identity: IdentityMap | None = None,
+    sheet: str | None = None,
 ) -> Counter:
     """Normalise a file of any size into the normalize report, a chunk at a time, on every core.
 
@@ -176,7 +177,7 @@ def normalize_file(
     statuses: Counter = Counter()
     work = functools.partial(_normalize_chunk, known_users, region_default)
     with report.new_report(report_path, report.NORMALIZE_COLUMNS) as handle:
-        for rows_done, text, counts in map_in_order(work, iter_input(source, chunk_rows, identity), processes=processes):
+        for rows_done, text, counts in map_in_order(work, iter_input(source, chunk_rows, identity, sheet), processes=processes):
             handle.write(text)
             statuses.update(counts)
             if progress is not None:
@@ -201,6 +202,7 @@ async def plan_to_report(
     default_region: str | None = None,
     mode: Mode | str = Mode.UPSERT,
     identity: IdentityMap | None = None,
+    sheet: str | None = None,
     settings: Mapping[str, object] | None = None,
 ) -> PlanRun:
     """Plan `source` (the sign-in checked first) and write the plan CSV, its summary and HTML page.
@@ -209,7 +211,7 @@ async def plan_to_report(
     refuse_overwriting(_inputs(source, users, identity), report_files(report_path))
     event("run.start", command="plan", settings=describe_settings(settings or {}))
     the_plan = await plan_async(source, connection=connection, users=users, default_region=default_region, mode=mode,
-                                check_first=True, identity=identity)
+                                check_first=True, identity=identity, sheet=sheet)
     saved = write_plan(the_plan, report_path)
     reads = connection.counters.reads
     summary = write_reports(saved.rows, report_path, command="plan", settings=settings,
@@ -229,6 +231,7 @@ async def apply_to_report(
     default_region: str | None = None,
     mode: Mode | str | None = None,
     identity: IdentityMap | None = None,
+    sheet: str | None = None,
     limits: SafetyLimits | None = None,
     changed_only: bool = False,
     wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS,
@@ -255,7 +258,7 @@ async def apply_to_report(
         result = await apply_async(
             target, connection=connection, journal=journal, stop=stop, progress=progress, users=users,
             default_region=default_region, mode=mode, check_first=True, limits=limits, verify_unchanged=True,
-            changed_only=changed_only, identity=identity, wait_for_new_users=wait_for_new_users,
+            changed_only=changed_only, identity=identity, sheet=sheet, wait_for_new_users=wait_for_new_users,
         )
     rows = report.result_rows(result)
     report.write_csv(rows, report_path)
@@ -300,6 +303,7 @@ def job_words(job: Job, table: str = "connection") -> dict[str, str]:
     words.update(
         users=f"users in [{'source' if table == 'source' else 'input'}] {where}",
         default_region=f"default_region in [input] {where}",
+        sheet=f"sheet in [input] {where}",
         upn_domains=f"upn_domains in [mapping] {where}",
         journal=f"the report folder ([report] folder {where})",
         changed_only="--changed-only",
@@ -355,7 +359,7 @@ async def run_job_async(
                                   max_writes_per_second=job.max_writes_per_second,
                                   max_concurrency=job.max_concurrency, allow_insecure_http=job.allow_insecure_http,
                                   prompt=prompt)
-    settings = {"job": job.path, "name": job.name, "source": job.file, "users": job.users, "mode": job.mode,
+    settings = {"job": job.path, "name": job.name, "source": job.file, "sheet": job.sheet, "users": job.users, "mode": job.mode,
                 "default_region": job.default_region, "cloud": job.cloud, "graph_url": job.graph_url,
                 "auth": job.auth.mode, "apply": apply, "force": force, "changed_only": changed_only,
                 "migrate_from": job.source and (job.source.graph_url or job.source.cloud), "map": job.map_file,
@@ -377,7 +381,7 @@ async def run_job_async(
         # Scheduled re-runs during the migration window write only what changed in the source.
         changed_only = True
     options = {"connection": connection, "users": job.users, "default_region": job.default_region, "mode": job.mode,
-               "identity": identity, "settings": settings}
+               "identity": identity, "sheet": job.sheet, "settings": settings}
     with _in_job_words(job, "connection"):
         if not apply:
             return JobRun(job, exported, await plan_to_report(job.file, plan_csv, **options))

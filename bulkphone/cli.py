@@ -93,6 +93,7 @@ _FLAGS = {
     "journal": "--journal",
     "users": "--users",
     "default_region": "--default-region",
+    "sheet": "--sheet",
     "changed_only": "--changed-only",
     "mode": "--mode",
     "identity": "--map or --upn-domain",
@@ -128,6 +129,7 @@ def _input_options(command, *, input_required: bool = True):
     command = click.option("--map", "map_file", type=click.Path(path_type=Path), help="CSV sourceUser,targetUser: the target tenant's user for each source user (wins over --upn-domain).")(command)
     command = click.option("--users", "users", type=click.Path(path_type=Path), help="CSV of users (user[,region|usageLocation]): default regions, and only these users are processed.")(command)
     command = click.option("--default-region", help="Two-letter region for numbers written without +, e.g. US.")(command)
+    command = click.option("--sheet", metavar="NAME|N", help="The .xlsx sheet to read, by name or position from 1 (default: the first).")(command)
     command = click.option("--report", "report_path", required=True, type=click.Path(path_type=Path), help="Where to write the report CSV.")(command)
     metavar = "INPUT" if input_required else "[INPUT]"
     command = click.argument("source", metavar=metavar, required=input_required, type=click.Path(path_type=Path))(command)
@@ -174,13 +176,13 @@ def main(ctx: click.Context, log_format: str) -> None:
 @main.command()
 @_input_options
 @_handled
-def normalize(source, report_path, default_region, users, map_file, upn_domains) -> int:
+def normalize(source, report_path, default_region, sheet, users, map_file, upn_domains) -> int:
     """Check and normalise the numbers in INPUT offline (no network, no credentials)."""
     refuse_overwriting([source, users, map_file], [report_path])
     identity = load_identity_map(map_file, upn_domains)
     with RowProgress(total=lambda: count_rows(source)) as progress:
         counts = runs.normalize_file(source, report_path, users=users, default_region=default_region,
-                                         progress=progress.update, identity=identity)
+                                     progress=progress.update, identity=identity, sheet=sheet)
     _say(f"normalize: {sum(counts.values())} values: " + _counts(counts) + f"; report: {report_path}")
     return EXIT_ROW_PROBLEMS if counts["invalid"] else EXIT_OK
 
@@ -189,12 +191,13 @@ def normalize(source, report_path, default_region, users, map_file, upn_domains)
 @click.argument("source", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
 @click.option("--probe-user", help="User whose phone methods to read as a test (default: the first user of INPUT).")
 @click.option("--write/--read-only", default=True, show_default=True, help="Check for apply (write) or for plan (read).")
+@click.option("--sheet", metavar="NAME|N", help="With an .xlsx INPUT: the sheet to take the probe user from.")
 @_connection_options
 @_handled
-def check(source, probe_user, write, **options) -> int:
+def check(source, probe_user, write, sheet, **options) -> int:
     """Sign in, check the token's permissions and probe one read, before any run."""
     connection = _connection(options)
-    probe = probe_user or (first_user(source) if source else None)
+    probe = probe_user or (first_user(source, sheet) if source else None)
     result = pipeline.check(connection, write=write, probe_user=probe)
     _say(f"check: signed in ({result.kind} token); permissions: {', '.join(result.granted) or 'unknown'}")
     _say(f"check: Graph at {result.graph_url} answered the probe read")
@@ -211,17 +214,17 @@ def check(source, probe_user, write, **options) -> int:
 @_mode_option
 @_connection_options
 @_handled
-def plan(source, report_path, default_region, users, map_file, upn_domains, mode, **options) -> int:
+def plan(source, report_path, default_region, sheet, users, map_file, upn_domains, mode, **options) -> int:
     """Read current methods and write the plan for INPUT. Never writes to Graph."""
     # Checked here too, before signing in: a refused report costs no sign-in (or device-code prompt).
     refuse_overwriting([source, users, map_file], runs.report_files(report_path))
     identity = load_identity_map(map_file, upn_domains)
-    settings = dict(source=source, users=users, default_region=default_region, mode=mode, map=map_file,
+    settings = dict(source=source, sheet=sheet, users=users, default_region=default_region, mode=mode, map=map_file,
                     upn_domain=" ".join(upn_domains), **options)
     connection = _connection(options)
     return _show_plan(pipeline.run_sync(runs.plan_to_report(
         source, report_path, connection=connection, users=users, default_region=default_region, mode=mode,
-        identity=identity, settings=settings)))
+        identity=identity, sheet=sheet, settings=settings)))
 
 
 def _show_plan(run: runs.PlanRun) -> int:
@@ -248,7 +251,7 @@ def _show_plan(run: runs.PlanRun) -> int:
 @click.option("--changed-only", is_flag=True, help="Skip rows whose number equals the one the journal last verified (cheap scheduled re-runs; plan always reads live state).")
 @click.option("--wait-for-new-users", type=click.FloatRange(min=0), default=DEFAULT_WAIT_FOR_NEW_USERS, show_default=True, metavar="SECONDS", help="How long to wait for users Graph didn't know when planned (new users take a minute or two to replicate); everyone else proceeds meanwhile.")
 @_handled
-def apply(source, report_path, default_region, users, map_file, upn_domains, mode, plan_path, approved, journal_path, max_update_percent, max_delete_percent, max_changes, force, changed_only, wait_for_new_users, **options) -> int:
+def apply(source, report_path, default_region, sheet, users, map_file, upn_domains, mode, plan_path, approved, journal_path, max_update_percent, max_delete_percent, max_changes, force, changed_only, wait_for_new_users, **options) -> int:
     """Plan INPUT against current methods, then make the changes in Graph.
 
     With --plan, apply that reviewed plan instead: each user is read again first and skipped
@@ -262,7 +265,7 @@ def apply(source, report_path, default_region, users, map_file, upn_domains, mod
     journal_path = journal_path or runs.journal_beside(report_path)
     refuse_overwriting([source, plan_path, users, map_file], runs.report_files(report_path) + [journal_path])
     identity = load_identity_map(map_file, upn_domains)
-    settings = dict(source=source, plan=plan_path, users=users, default_region=default_region, mode=mode,
+    settings = dict(source=source, sheet=sheet, plan=plan_path, users=users, default_region=default_region, mode=mode,
                     map=map_file, upn_domain=" ".join(upn_domains), force=force, changed_only=changed_only,
                     max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
                     max_changes=max_changes, wait_for_new_users=wait_for_new_users, **options)
@@ -271,7 +274,7 @@ def apply(source, report_path, default_region, users, map_file, upn_domains, mod
     with ProgressDisplay(json_events=_json_logs()) as display:
         run = runs.run_stoppable(lambda stop: runs.apply_to_report(
             source, report_path, connection=connection, plan_file=plan_path, approved=approved, journal_path=journal_path,
-            users=users, default_region=default_region, mode=mode, identity=identity, limits=limits,
+            users=users, default_region=default_region, mode=mode, identity=identity, sheet=sheet, limits=limits,
             changed_only=changed_only, wait_for_new_users=wait_for_new_users, stop=stop, progress=display.update,
             settings=settings))
     return _show_apply(run)
