@@ -38,7 +38,8 @@ class ProgressDisplay:
             self._bar.__exit__(*exc_info)
 
     def update(self, progress: RunProgress) -> None:
-        rate = progress.writes / progress.seconds if progress.seconds > 0 else 0.0
+        # Over at least a second: the first burst (Graph allows one) isn't a rate.
+        rate = progress.writes / max(progress.seconds, 1.0)
         if self._bar is not None:
             if self._task is None:
                 self._task = self._bar.add_task("apply", total=progress.total, rate=0.0, throttled=0)

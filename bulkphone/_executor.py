@@ -173,6 +173,7 @@ class _Run:
             "reads": counters.reads,
             "writes": counters.writes,
             "batches": counters.batches,
+            "batched_reads": counters.batched_reads,
             "throttled": counters.throttled,
             "retries": counters.retries,
             "reconciled": sum(outcome.reconciled for outcome in self.outcomes.values()),

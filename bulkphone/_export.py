@@ -141,7 +141,7 @@ async def _read(client: GraphClient, users: list[str], *, resolve: bool) -> list
     for entry in users:
         answer = found[entry]
         if isinstance(answer, NotFoundError):
-            rows.append(_unreadable(entry, "", "user not found in the source tenant: check the UPN or object id"))
+            rows.append(_unreadable(entry, "", "user not found in the tenant exported from: check the UPN or object id"))
         elif isinstance(answer, GraphError):
             rows.append(_unreadable(entry, "", f"couldn't look the user up: {answer.message}"))
         else:

@@ -48,6 +48,7 @@ class Counters:
     reads: int = 0  # GETs, each sub-request of a batch counted
     writes: int = 0  # write requests sent (a retried write counts again)
     batches: int = 0
+    batched_reads: int = 0  # the reads sent inside batches
     throttled: int = 0  # 429 answers, batch sub-responses included
     retries: int = 0  # requests sent again: reads by this client's loops, writes by the executor's (through `retried`)
 
@@ -161,6 +162,7 @@ class GraphClient:
 
         self.counters.batches += 1
         self.counters.reads += len(requests)
+        self.counters.batched_reads += len(requests)
         try:
             body = _json(await self._send("POST", "/$batch", {"requests": requests}, write=False))
         except (AuthError, ForbiddenError):

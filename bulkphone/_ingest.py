@@ -318,6 +318,7 @@ def _scan_csv(path: Path) -> _CsvLayout:
             header = next(records, None) or []
             width, widest, problems = len(header), len(header), {}
             text_seen = any(field.strip() for field in header)
+            row = FIRST_DATA_ROW - 1  # stays so when the header is the last record
             for row, record in enumerate(records, start=FIRST_DATA_ROW):
                 if not text_seen:
                     text_seen = any(field.strip() for field in record)
@@ -348,6 +349,8 @@ def _scan_csv(path: Path) -> _CsvLayout:
         ) from None
     if not text_seen:
         raise InputError(f"{path}: the file is empty. Fix: export it again with a header row and data.")
+    if row < FIRST_DATA_ROW:
+        raise InputError(f"{path}: no data after the header. Fix: export it again with a header row and data.")
     if width > MAX_FIELDS:
         raise InputError(f"{path}: the header has {width:,} columns. Fix: give a CSV of users and their phone numbers.")
     return _CsvLayout(encoding, separator, header, widest, problems, 1 if named else 0)

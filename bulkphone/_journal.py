@@ -9,6 +9,7 @@ outcome, `inflight` ones are read back before anything is written, the rest run 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -93,6 +94,7 @@ class Journal:
 
     def __init__(self, path: str | Path, *, purpose: str = "a bulkphone run") -> None:
         self.path = Path(path)
+        self.created = not self.path.exists()
         try:
             self.lock = RunLock(self.path, purpose)
         except OSError as exc:
@@ -112,7 +114,17 @@ class Journal:
                              settings=("journal",)) from exc
 
     def close(self) -> None:
+        """Close it. A journal this run created and never wrote to (the run stopped at a setup
+        error) is removed with its side files, so a failed start leaves nothing behind."""
+        unused = self.created and not self.db.execute(
+            "SELECT (SELECT count(*) FROM runs) + (SELECT count(*) FROM exports) + (SELECT count(*) FROM verified)"
+        ).fetchone()[0]
         self.db.close()
+        if unused:
+            # Removed while the lock is still held, so no other run can be using them.
+            for leftover in (self.path, *(self.path.with_name(self.path.name + end) for end in ("-wal", "-shm", ".lock"))):
+                with contextlib.suppress(OSError):  # Windows keeps an open file
+                    leftover.unlink(missing_ok=True)
         self.lock.release()
 
     def __enter__(self) -> Journal:

@@ -31,7 +31,7 @@ _GRANT_DELEGATED = (
 
 @dataclass
 class PreflightReport:
-    kind: str  # "application", "delegated" or "opaque token"
+    kind: str  # "application", "delegated" or "opaque" (a token whose claims can't be read)
     granted: list[str] = field(default_factory=list)
     probed_user: str = ""
     notes: list[str] = field(default_factory=list)
@@ -46,7 +46,7 @@ async def preflight(
     claims = decode_claims(token)
     needed = WRITE_PERMISSIONS if write else READ_PERMISSIONS
     if not claims:
-        report = PreflightReport(kind="opaque token")
+        report = PreflightReport(kind="opaque")
         report.notes.append("the token isn't a JWT, so its permissions can't be read before the run")
     else:
         delegated = "scp" in claims

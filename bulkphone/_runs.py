@@ -106,6 +106,7 @@ class ExportRun:
     counts: dict[str, int]
     reads: int
     batches: int
+    batched_reads: int
 
     @property
     def needs_a_person(self) -> bool:
@@ -291,7 +292,8 @@ async def export_to_report(
     report.write_csv([row.csv_row() for row in result.exported(include_empty)], report_path, EXPORT_COLUMNS)
     counts = result.counts()
     event("run.end", command="export", report=str(report_path), **{k.replace(" ", "_"): v for k, v in counts.items()})
-    return ExportRun(result, report_path, counts, connection.counters.reads, connection.counters.batches)
+    counters = connection.counters
+    return ExportRun(result, report_path, counts, counters.reads, counters.batches, counters.batched_reads)
 
 
 def job_words(job: Job, table: str = "connection") -> dict[str, str]:

@@ -136,7 +136,9 @@ def _input_options(command, *, input_required: bool = True):
     return command
 
 
-def _connection_options(command):
+def _connection_options(command, *, writes: bool = False):
+    """The options that say how to reach and sign in to Graph. Commands that don't write accept
+    --max-writes-per-second without listing it (it does nothing for them; scripts may pass it)."""
     options = [
         click.option("--cloud", type=click.Choice(list(CLOUDS)), default="global", show_default=True, help="Microsoft cloud: Graph root, sign-in authority and scope."),
         click.option("--graph-url", help="Graph root URL (overrides --cloud), e.g. a test server."),
@@ -149,7 +151,7 @@ def _connection_options(command):
         click.option("--federated-token-file", type=click.Path(), help="Federated token for --auth workload-identity (default: env AZURE_FEDERATED_TOKEN_FILE)."),
         click.option("--authority-url", help="Sign-in authority (overrides --cloud's), e.g. a private or test authority."),
         click.option("--allow-insecure-http", is_flag=True, help="Let --graph-url be plain http beyond this machine (a test server on a network you trust): the token then crosses the network unencrypted."),
-        click.option("--max-writes-per-second", type=click.FloatRange(min=0.1), default=DEFAULT_WRITES_PER_SECOND, show_default=True, help="Cap on writes per second. The default is Graph's own ceiling (3,000 writes per 150 s per app per tenant); lower it when other jobs of the same app share the tenant."),
+        click.option("--max-writes-per-second", type=click.FloatRange(min=0.1), default=DEFAULT_WRITES_PER_SECOND, show_default=True, hidden=not writes, help="Cap on writes per second. The default is Graph's own ceiling (3,000 writes per 150 s per app per tenant); lower it when other jobs of the same app share the tenant."),
         click.option("--max-concurrency", type=click.IntRange(min=1, max=256), default=DEFAULT_CONCURRENCY, show_default=True, help="Users worked on at once."),
     ]
     for option in reversed(options):
@@ -240,7 +242,7 @@ def _show_plan(run: runs.PlanRun) -> int:
 @main.command()
 @functools.partial(_input_options, input_required=False)
 @_mode_option
-@_connection_options
+@functools.partial(_connection_options, writes=True)
 @click.option("--plan", "plan_path", type=click.Path(path_type=Path), help="Apply this reviewed plan (from bulkphone plan --report) exactly, instead of planning INPUT.")
 @click.option("--approve", "approved", metavar="SHA", help="With --plan: the plan checksum the change board approved; any other plan is refused. Without it, only a plan signed with this machine's plan key is applied.")
 @click.option("--journal", "journal_path", type=click.Path(path_type=Path), help="Run journal (SQLite) for resuming after a crash; default: next to the report.")
@@ -323,7 +325,7 @@ def _show_export(run: runs.ExportRun, include_empty: bool) -> int:
     _say(
         f"export: {counts['listed']} users, {counts['with numbers']} with numbers{left_out}, "
         f"{counts['not exported']} not fully exported (see notExported and note); {resumed}"
-        f"{run.reads} reads in {run.batches} batches; report: {run.report}"
+        f"{_reads(run.reads, run.batched_reads, run.batches)}; report: {run.report}"
     )
     if result.stopped:
         raise Exit(EXIT_INTERRUPTED, f"interrupted: run the same export again to resume ({run.report} holds what was read)")
@@ -412,6 +414,15 @@ def _counts(counts) -> str:
 
 def _stats(stats: dict) -> str:
     return (
-        f"{stats['writes']} writes, {stats['reads']} reads in {stats['batches']} batches, {stats['retries']} retries, "
+        f"{stats['writes']} writes, {_reads(stats['reads'], stats['batched_reads'], stats['batches'])}, {stats['retries']} retries, "
         f"{stats['throttled']} throttled, {stats['reconciled']} reconciled, {stats['seconds']:.1f}s"
     )
+
+
+def _reads(reads: int, batched: int, batches: int) -> str:
+    """`3431 reads in 215 batches`; reads made one by one (a resumed run's read-backs) said as such."""
+    if not batches:
+        return f"{reads} reads"
+    if batched == reads:
+        return f"{reads} reads in {batches} batches"
+    return f"{reads} reads ({batched} in {batches} batches)"

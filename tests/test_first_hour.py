@@ -1,6 +1,8 @@
 """The first hour with bulkphone: Excel habits, prefixes people write, and messages that help."""
 
 import csv
+import subprocess
+import sys
 
 import openpyxl
 import pytest
@@ -9,6 +11,7 @@ from click.testing import CliRunner
 import bulkphone
 from bulkphone._normalize import normalize_number
 from bulkphone.cli import main
+from bulkphone.sim import APP_TOKEN, SimTenant, serve
 
 ANN = "ann@contoso.com"
 
@@ -87,3 +90,66 @@ def test_a_00_international_prefix_is_read_in_every_region(written, region, expe
 
 def test_a_00_number_that_is_neither_keeps_the_national_reason():
     assert normalize_number("00 999 123", "US").error == "too short for US (8 digits, needs 10)"
+
+
+def test_a_header_only_input_is_a_file_to_fix_and_leaves_no_report(write_file, tmp_path):
+    source = write_file("in.csv", "user,mobile\n")
+    done = normalize(source, "--report", tmp_path / "r.csv")
+    assert done.exit_code == 2 and "no data after the header" in done.output
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_an_apply_that_fails_to_start_leaves_no_journal_behind(write_file, tmp_path):
+    source = write_file("in.csv", "name,phone\nann,1\n")
+    tenant = SimTenant()
+    with serve(tenant) as url:
+        done = CliRunner().invoke(main, ["apply", str(source), "--report", str(tmp_path / "r.csv"), "--graph-url", url],
+                                  env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN})
+    assert done.exit_code == 2 and "no user column" in done.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_a_journal_that_holds_a_run_is_kept(write_file, tmp_path):
+    tenant = SimTenant()
+    tenant.add_user(ANN)
+    source = write_file("in.csv", f"user,mobile\n{ANN},+44 7911 123456\n")
+    with serve(tenant) as url:
+        done = CliRunner().invoke(main, ["apply", str(source), "--report", str(tmp_path / "r.csv"), "--graph-url", url],
+                                  env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN})
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "r.csv.journal.sqlite").exists()  # --changed-only and resumes need it
+
+
+def test_commands_that_never_write_do_not_list_a_write_rate():
+    for command in ("plan", "check", "export"):
+        assert "--max-writes-per-second" not in CliRunner().invoke(main, [command, "--help"]).output
+    assert "--max-writes-per-second" in CliRunner().invoke(main, ["apply", "--help"]).output
+
+
+def test_reads_made_one_by_one_are_not_said_to_be_in_batches():
+    from bulkphone.cli import _reads
+
+    assert _reads(14, 0, 0) == "14 reads"
+    assert _reads(40, 40, 2) == "40 reads in 2 batches"
+    assert _reads(45, 40, 2) == "45 reads (40 in 2 batches)"
+
+
+def test_a_second_ctrl_c_says_why_it_quits(tmp_path):
+    script = """
+import asyncio, os, signal, sys
+from bulkphone._console import use_human_logs
+from bulkphone._runs import run_stoppable
+
+use_human_logs(sys.stderr)
+
+async def start(stop):
+    os.kill(os.getpid(), signal.SIGINT)
+    await stop.wait()
+    os.kill(os.getpid(), signal.SIGINT)
+    await asyncio.sleep(30)
+
+run_stoppable(start)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130
+    assert "bulkphone: run.abandoned: second interrupt: quitting at once; run the same command again to resume" in done.stderr

@@ -97,7 +97,7 @@ def test_export_of_listed_users_names_the_missing_ones(tmp_path, write_file):
     rows = {row["user"]: row for row in read_csv(tmp_path / "export.csv")}
     assert set(rows) == {"user1@fabrikam.com", "user2@fabrikam.com", "ghost@fabrikam.com"}
     assert rows["user2@fabrikam.com"]["mobile"] == "+1 4255550002"
-    assert rows["ghost@fabrikam.com"]["note"].startswith("user not found in the source tenant")
+    assert rows["ghost@fabrikam.com"]["note"].startswith("user not found in the tenant exported from")
     assert rows["ghost@fabrikam.com"]["notExported"] == "mobile alternateMobile office"
 
 
