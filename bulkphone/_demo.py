@@ -1,23 +1,33 @@
-"""`bulkphone demo`: the whole pipeline on sample_data against the embedded simulated tenant."""
+"""`bulkphone demo`: the whole pipeline on the sample data against the embedded simulated tenant."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import _pipeline as pipeline, _report as report
+from . import _pipeline as pipeline
 from ._auth import StaticToken
 from ._clock import Clock, SystemClock
 from ._errors import InputError
 from ._executor import RunResult
 from ._planner import Plan
 from ._retry import RetryPolicy
+from ._runs import apply_to_report, plan_to_report
 from .sim import APP_TOKEN, Faults, SimTenant, SimTransport
 
 __all__ = ["DEMO_FAULTS", "DemoSummary", "run_demo"]
 
 TENANT_FILE = Path(__file__).parent / "sim" / "demo_tenant.json"
-SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+def _sample_data() -> Path:
+    """sample_data/ as installed inside the package (pip install, a wheel), else the clone's."""
+    packaged = Path(__file__).with_name("sample_data")
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "sample_data"
+
+
+SAMPLE_DATA = _sample_data()
 # Enough trouble to show the retries and read-backs at work on a few dozen writes.
 DEMO_FAULTS = Faults(error_503=0.05, drop_before=0.03, drop_after=0.06, latency=0.005, writes_per_second=20, seed=9)
 # The demo tenant's new hire replicates in 2 s; a user that never appears shouldn't hold the demo up long.
@@ -38,7 +48,7 @@ def run_demo(out: Path, data: Path | None = None, *, clock: Clock | None = None)
     data = Path(data) if data else SAMPLE_DATA
     source, directory = data / "phones.csv", data / "directory.csv"
     if not source.exists():
-        raise InputError(f"{source}: demo input not found. Fix: run the demo from a clone of the repository, or give "
+        raise InputError(f"{source}: demo input not found. Fix: give "
                          "the folder with phones.csv and directory.csv ({data}).", settings=("data",))
     tenant = SimTenant.from_json(TENANT_FILE, faults=DEMO_FAULTS, clock=clock)
     # The simulated tenant recovers at once, so short backoffs keep the demo brisk.
@@ -46,31 +56,36 @@ def run_demo(out: Path, data: Path | None = None, *, clock: Clock | None = None)
     connection = pipeline.connect(
         StaticToken(APP_TOKEN), graph_url="https://graph.sim.invalid", transport=SimTransport(tenant), policy=policy
     )
-    options = {"users": directory, "default_region": None, "wait_for_new_users": DEMO_WAIT_FOR_NEW_USERS}
-
-    the_plan = pipeline.plan(source, connection=connection, users=directory, default_region=None)
-    writes_during_plan = tenant.write_count()
-    plan_rows = report.plan_rows(the_plan)
-    report.write_csv(plan_rows, out / "plan.csv")
-
-    result = pipeline.apply(the_plan, connection=connection, wait_for_new_users=DEMO_WAIT_FOR_NEW_USERS)
-    result_rows = report.result_rows(result)
-    report.write_csv(result_rows, out / "results.csv")
-
-    writes_before_rerun = tenant.write_count()
-    rerun = pipeline.apply(source, connection=connection, **options)
-    report.write_csv(report.result_rows(rerun), out / "rerun.csv")
+    out = Path(out)
+    settings = {"demo": "the embedded simulated tenant", "source": source, "users": directory}
+    # The demo's journals are thrown away: each demo starts from a fresh simulated tenant.
+    with tempfile.TemporaryDirectory(prefix="bulkphone-demo-") as journals:
+        planned = pipeline.run_sync(plan_to_report(source, out / "plan.csv", connection=connection, users=directory,
+                                                   settings=settings))
+        the_plan = planned.plan
+        writes_during_plan = tenant.write_count()
+        applied = pipeline.run_sync(apply_to_report(
+            the_plan, out / "results.csv", connection=connection, journal_path=Path(journals) / "apply.sqlite",
+            wait_for_new_users=DEMO_WAIT_FOR_NEW_USERS, settings=settings))
+        result, result_rows = applied.result, applied.rows
+        writes_before_rerun = tenant.write_count()
+        rerun = pipeline.run_sync(apply_to_report(
+            source, out / "rerun.csv", connection=connection, journal_path=Path(journals) / "rerun.sqlite",
+            users=directory, wait_for_new_users=DEMO_WAIT_FOR_NEW_USERS, settings=settings)).result
+    plan_rows = planned.rows
 
     summary = DemoSummary(out=out, plan=the_plan, result=result, rerun=rerun, tenant=tenant)
     landed = writes_before_rerun - writes_during_plan
     summary.lines = [
         f"bulkphone demo: {source.name} ({len(plan_rows)} report rows) against a simulated tenant of {len(tenant.users)} users",
         f"  plan    -> {out / 'plan.csv'}: {_counts(the_plan.counts())}; writes to the tenant: {writes_during_plan}",
-        f"  apply   -> {out / 'results.csv'}: {_counts(report.summarize(result_rows)['status'])}; "
+        f"  apply   -> {out / 'results.csv'}: {_counts(applied.summary['statuses'])}; "
         f"{the_plan.write_count} changes planned, {landed} written to the tenant, "
         f"{result.stats['retries']} retries, {result.stats['reconciled']} read-backs after lost responses",
         f"  faults survived: {_counts(tenant.injected)}",
         f"  re-run  -> {out / 'rerun.csv'}: {_counts(rerun.plan.counts())}; new writes: {tenant.write_count() - writes_before_rerun}",
+        f"  for people: {out / 'results.html'} (open it in a browser), {out / 'results.summary.json'}; "
+        f"the plan's: {out / 'plan.html'}",
         "  rows that need a person:",
     ]
     seen = set()

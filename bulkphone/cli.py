@@ -363,10 +363,11 @@ def run(job_path, do_apply, force, changed_only) -> int:
 
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bulkphone-demo"), show_default=True, help="Folder for the demo's reports.")
-@click.option("--data", type=click.Path(path_type=Path), default=None, help="Folder with the demo's input files (default: the repository's sample_data).")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Folder with the demo's input files, phones.csv and directory.csv (default: the sample data shipped with bulkphone).")
 @_handled
 def demo(out, data) -> int:
-    """Plan and apply sample_data against the embedded simulated tenant (no account, no network)."""
+    """Plan and apply the sample data against the embedded simulated tenant (no account, no network),
+    from any install and any folder; writes the CSVs, summaries and HTML pages to --out."""
     from ._demo import run_demo
 
     summary = run_demo(out, data)

@@ -1,8 +1,11 @@
 """The first hour with bulkphone: Excel habits, prefixes people write, and messages that help."""
 
 import csv
+import os
 import subprocess
 import sys
+
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -14,6 +17,7 @@ from bulkphone.cli import main
 from bulkphone.sim import APP_TOKEN, SimTenant, serve
 
 ANN = "ann@contoso.com"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def normalize(*args):
@@ -153,3 +157,25 @@ run_stoppable(start)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 130
     assert "bulkphone: run.abandoned: second interrupt: quitting at once; run the same command again to resume" in done.stderr
+
+
+def test_the_demo_runs_from_an_installed_package_in_any_folder(tmp_path):
+    """Installed as pyproject.toml says (sample_data inside the package, the report template
+    beside the modules), not from a clone: the demo finds its data and writes reports for people."""
+    import shutil
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"bulkphone.sample_data": "sample_data"}
+    assert "*.csv" in setuptools["package-data"]["bulkphone.sample_data"]
+    assert "*.html" in setuptools["package-data"]["bulkphone"]
+    site = tmp_path / "site-packages"
+    shutil.copytree(ROOT / "bulkphone", site / "bulkphone", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "sample_data", site / "bulkphone" / "sample_data")
+    elsewhere = tmp_path / "somewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "bulkphone", "demo"], cwd=elsewhere, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(site)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"for people: bulkphone-demo{os.sep}results.html" in done.stdout
+    assert {"plan.html", "results.html", "results.summary.json"} <= {p.name for p in (elsewhere / "bulkphone-demo").iterdir()}
