@@ -13,10 +13,11 @@ from ._errors import InputError
 from ._executor import RunResult
 from ._planner import Plan
 from ._retry import RetryPolicy
+from ._cells import load_cells
 from ._runs import apply_to_report, plan_to_report
 from .sim import APP_TOKEN, Faults, SimTenant, SimTransport
 
-__all__ = ["DEMO_FAULTS", "DemoSummary", "run_demo"]
+__all__ = ["DEMO_FAULTS", "DemoSummary", "run_demo", "sandbox_tenant"]
 
 TENANT_FILE = Path(__file__).parent / "sim" / "demo_tenant.json"
 
@@ -99,3 +100,29 @@ def run_demo(out: Path, data: Path | None = None, *, clock: Clock | None = None)
 
 def _counts(counts) -> str:
     return ", ".join(f"{name} {count}" for name, count in counts.items() if count) or "none"
+
+
+def sandbox_tenant(seed: Path | None = None, default_region: str | None = None) -> tuple[SimTenant, list[str]]:
+    """A simulated tenant to try bulkphone on: the users of `seed` (a CSV or .xlsx in bulkphone's
+    input shape, e.g. an export) with their numbers as current phone methods, or the demo's
+    users. Writes are limited as Graph limits them (20 per second). Also returns the seed's
+    cells that couldn't be used, as lines for a person."""
+    tenant = SimTenant(faults=Faults(writes_per_second=20))
+    if seed is None:
+        demo = SimTenant.from_json(TENANT_FILE)
+        for user in demo.users.values():
+            tenant.add_user(user.upn, dict(user.methods))
+        return tenant, []
+    methods: dict[str, dict[str, str]] = {}
+    problems = []
+    for cell in load_cells(seed, default_region=default_region):
+        if not cell.user:
+            continue
+        numbers = methods.setdefault(cell.user, {})
+        if cell.number:
+            numbers[cell.phone_type] = cell.number
+        elif cell.error:
+            problems.append(f"row {cell.row} {cell.user} {cell.phone_type}: {cell.error}")
+    for user, numbers in methods.items():
+        tenant.add_user(user, numbers)
+    return tenant, problems

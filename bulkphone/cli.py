@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -373,6 +375,39 @@ def demo(out, data) -> int:
     summary = run_demo(out, data)
     for line in summary.lines:
         _say(line)
+    return EXIT_OK
+
+
+@main.command()
+@click.option("--seed", type=click.Path(path_type=Path), help="CSV or .xlsx of the tenant's users and their current numbers (bulkphone's input shape; an export works as it is). Default: the demo's 16 users.")
+@click.option("--default-region", help="Region for --seed numbers written without +.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port on 127.0.0.1 (0: a free one).")
+@_handled
+def sandbox(seed, default_region, port) -> int:
+    """Serve a simulated tenant on this machine, to try plan, apply, export and run on your own
+    files before touching a real tenant. No account, no network; nothing is kept when it stops."""
+    from .sim import APP_TOKEN, serve
+    from ._demo import sandbox_tenant
+
+    tenant, problems = sandbox_tenant(seed, default_region)
+    for problem in problems:
+        _say(f"sandbox: left out of the tenant: {problem}", err=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with serve(tenant, port=port) as url:
+        _say(f"sandbox: a simulated Graph tenant of {len(tenant.users)} users answers at {url} (this machine only).")
+        _say(f"sandbox: sign in with the token {APP_TOKEN}, e.g.:")
+        _say(f"  export BULKPHONE_ACCESS_TOKEN={APP_TOKEN}")
+        _say(f"  bulkphone plan  phones.csv --report plan.csv    --graph-url {url}")
+        _say(f"  bulkphone apply phones.csv --report results.csv --graph-url {url}")
+        _say(f"  (a job file: graph_url = \"{url}\" and auth = \"token\" in [connection])")
+        _say("sandbox: Ctrl-C stops it.")
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    _say(f"sandbox: stopped after {tenant.write_count()} writes; nothing was kept.")
     return EXIT_OK
 
 

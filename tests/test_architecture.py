@@ -16,7 +16,8 @@ LAYERS = [
     {"_report", "_journal"},
     {"_planfile", "_export"},
     {"_pipeline", "_jobs"},
-    {"_demo", "_console", "_runs"},
+    {"_console", "_runs"},
+    {"_demo"},
     {"cli"},
     {"__main__", ""},
 ]

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 
@@ -179,3 +180,28 @@ def test_the_demo_runs_from_an_installed_package_in_any_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"for people: bulkphone-demo{os.sep}results.html" in done.stdout
     assert {"plan.html", "results.html", "results.summary.json"} <= {p.name for p in (elsewhere / "bulkphone-demo").iterdir()}
+
+
+def test_the_sandbox_serves_a_seeded_tenant_until_ctrl_c(write_file, tmp_path):
+    seed = write_file("seed.csv", f"user,mobile,office\n{ANN},+44 7911 123456,\nbob@contoso.com,N/A,020 7946 0958\n"
+                                  "carl@contoso.com,12,\n")
+    sandbox = subprocess.Popen([sys.executable, "-m", "bulkphone", "sandbox", "--seed", str(seed), "--default-region", "GB"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = sandbox.stdout.readline()
+        url = first.split(" answers at ")[1].split(" ")[0]
+        assert url.startswith("http://127.0.0.1:") and "of 3 users" in first
+        mine = write_file("mine.csv", f"user,mobile,office\n{ANN},+44 7911 123457,\nbob@contoso.com,,020 7946 0958\n")
+        planned = CliRunner().invoke(main, ["plan", str(mine), "--report", str(tmp_path / "plan.csv"), "--graph-url", url,
+                                            "--default-region", "GB"],
+                                     env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN})
+        assert planned.exit_code == 0, planned.output
+        plan = {(row["user"], row["phoneType"]): (row["action"], row["currentNumber"]) for row in rows(tmp_path / "plan.csv")}
+        assert plan == {(ANN, "mobile"): ("update", "+44 7911123456"), (ANN, "office"): ("noop", ""),
+                        ("bob@contoso.com", "mobile"): ("noop", ""), ("bob@contoso.com", "office"): ("noop", "+44 2079460958")}
+    finally:
+        sandbox.send_signal(signal.SIGINT)
+        out, err = sandbox.communicate(timeout=30)
+    assert sandbox.returncode == 0
+    assert "sandbox: stopped after 0 writes; nothing was kept." in out
+    assert "left out of the tenant: row 4 carl@contoso.com mobile: too short for GB" in err

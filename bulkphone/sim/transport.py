@@ -47,8 +47,9 @@ class SimTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
 
 @contextlib.contextmanager
-def serve(tenant: SimTenant, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve the tenant on a loopback port for the duration of the block; yields the base URL."""
+def serve(tenant: SimTenant, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve the tenant on a loopback port (a free one by default) for the duration of the block;
+    yields the base URL."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -90,7 +91,7 @@ def serve(tenant: SimTenant, host: str = "127.0.0.1") -> Iterator[str]:
             if not isinstance(sys.exc_info()[1], ConnectionError):
                 super().handle_error(request, client_address)
 
-    server = Server((host, 0), Handler)
+    server = Server((host, port), Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
