@@ -74,6 +74,7 @@ class Outcome:
     sms_sign_in_state: str = ""
     reconciled: bool = False
     run_wide: bool = False  # the failure may be about the run (connection, 5xx), not about this user
+    already_done: bool = False  # a reviewed plan applied again: Graph already holds what the plan wanted
 
 
 @dataclass
@@ -251,12 +252,14 @@ class _Run:
 
     async def _user(self, changes: list[PlanItem], settle: bool = False) -> None:
         failed: PlanItem | None = None
-        drift = "" if settle else await self._drift(changes)
+        drift, already = ("", set()) if settle else await self._drift(changes)
         for item in changes:
             if _key(item) in self.done:
                 outcome = self.done[_key(item)]
             elif self._halted():
                 return
+            elif _key(item) in already:
+                outcome = Outcome(Status.OK, already_done=True)
             elif drift:
                 outcome = Outcome(Status.SKIPPED, error=f"changed since plan: {drift}: make a new plan and review it")
             elif failed is not None:
@@ -285,21 +288,31 @@ class _Run:
             self.progress(Progress(self.finished, self.total, counters.writes, counters.throttled,
                                    time.monotonic() - self.started))
 
-    async def _drift(self, changes: list[PlanItem]) -> str:
-        """For a reviewed plan: how the user's methods differ from what the plan saw ("" if not)."""
+    async def _drift(self, changes: list[PlanItem]) -> tuple[str, set[tuple[int, str]]]:
+        """For a reviewed plan: how the user's methods differ from what the plan saw ("" if not),
+        and which changes Graph already holds (the plan applied before: nothing to write).
+
+        Each method must be as the plan saw it or as the plan wants it; anything else is a change
+        since the plan, and the user is left alone."""
         if not self.verify_unchanged or any(_key(i) in self.done or _key(i) in self.in_doubt for i in changes):
-            return ""
+            return "", set()
         try:
             methods = await self.client.list_phone_methods(changes[0].user)
         except NotFoundError:
-            return "the user no longer exists (Graph answers 404; it was found when the plan was made)"
+            return "the user no longer exists (Graph answers 404; it was found when the plan was made)", set()
         except GraphError as exc:
-            return f"couldn't read the user's methods again ({exc.message})"
+            return f"couldn't read the user's methods again ({exc.message})", set()
+        already = set()
         for item in self.seen[changes[0].key]:
-            now = methods.get(item.type)
-            if canonical(now.phone_number if now else "") != canonical(item.current):
-                return f"{item.phone_type} is now {now.phone_number if now else 'empty'}, the plan saw {item.current or 'empty'}"
-        return ""
+            now = canonical(methods[item.type].phone_number if item.type in methods else "")
+            wanted = canonical(item.number) if item.action in (Action.CREATE, Action.UPDATE) else (
+                "" if item.action is Action.DELETE else canonical(item.current))
+            if item.action.writes and now == wanted and now != canonical(item.current):
+                already.add(_key(item))
+            elif now != canonical(item.current):
+                shown = methods[item.type].phone_number if item.type in methods else "empty"
+                return f"{item.phone_type} is now {shown}, the plan saw {item.current or 'empty'}", set()
+        return "", already
 
     async def _change(self, item: PlanItem, settle_first: bool) -> Outcome:
         if self.recorder is not None:

@@ -22,7 +22,7 @@ from typing import IO, Iterable, Iterator
 
 from ._errors import InputError, JournalInUseError
 
-__all__ = ["RunLock", "private_file", "refuse_overwriting", "require_regular_file", "write_private"]
+__all__ = ["RunLock", "keep_earlier", "private_file", "refuse_overwriting", "require_regular_file", "write_private"]
 
 PRIVATE = 0o600
 
@@ -43,6 +43,27 @@ def require_regular_file(path: Path, what: str = "input") -> os.stat_result:
             f"{path}: is {kind}, not a regular file, so it could hang or never end. Fix: give a file saved on disk."
         )
     return status
+
+
+def keep_earlier(report: Path, *companions: Path) -> Path | None:
+    """Move an earlier run's report aside before a new one is written in its place: `results.csv`
+    becomes `results.20261126T175803Z.csv` (when it was written, UTC), and its companions
+    (`results.summary.json`, `results.html`) take the same stamp. Returns the earlier report's
+    new name (None when there was none)."""
+    report = Path(report)
+    if not report.exists():
+        return None
+    written = datetime.datetime.fromtimestamp(report.stat().st_mtime, datetime.timezone.utc)
+    stamp = written.strftime("%Y%m%dT%H%M%SZ")
+    for attempt in range(1000):  # two runs within a second: results.<stamp>-1.csv
+        base = f"{report.stem}.{stamp}" + (f"-{attempt}" if attempt else "")
+        moves = [(path, path.with_name(base + path.name[len(report.stem):])) for path in (report, *companions)]
+        if not any(new.exists() for _, new in moves):
+            break
+    for path, new in moves:
+        if path.exists():
+            os.replace(path, new)
+    return moves[0][1]
 
 
 def refuse_overwriting(inputs: Iterable[Path | str | None], outputs: Iterable[Path | str | None]) -> None:

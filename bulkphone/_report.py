@@ -34,6 +34,7 @@ __all__ = [
     "write_summary",
 ]
 
+ALREADY_AS_PLANNED = "already as planned: Graph holds what the plan wanted (it was applied before); nothing written"
 REPORT_COLUMNS = [
     "row",
     "user",
@@ -90,6 +91,8 @@ def result_rows(result: RunResult) -> list[dict]:
             smsSignInState=outcome.sms_sign_in_state,
             reconciled="yes" if outcome.reconciled else "",
         )
+        if outcome.already_done:
+            row.update(action="noop", note=ALREADY_AS_PLANNED)
         rows.append(row)
     return rows
 

@@ -26,7 +26,7 @@ from ._cells import CHUNK_ROWS, Users, cell_fields, input_defaults
 from ._errors import BulkphoneError
 from ._executor import DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult
 from ._export import EXPORT_COLUMNS, ExportResult
-from ._files import refuse_overwriting
+from ._files import keep_earlier, refuse_overwriting
 from ._ingest import iter_input
 from ._jobs import Job, load_job
 from ._journal import Journal
@@ -44,6 +44,7 @@ __all__ = [
     "ApplyRun",
     "ExportRun",
     "JobRun",
+    "NormalizeRun",
     "PlanRun",
     "apply_to_report",
     "export_to_report",
@@ -63,6 +64,13 @@ SECOND_SIGNAL_EXIT = 130
 
 
 @dataclass
+class NormalizeRun:
+    counts: Counter  # values by status: ok, blank, invalid, skipped
+    report: Path
+    earlier: Path | None = None  # where an earlier report of the same name was kept
+
+
+@dataclass
 class PlanRun:
     plan: Plan
     report: Path
@@ -70,6 +78,7 @@ class PlanRun:
     summary: dict
     checksum: str
     reads: int
+    earlier: Path | None = None
 
     @property
     def needs_a_person(self) -> bool:
@@ -89,6 +98,7 @@ class ApplyRun:
     rows: list[dict]
     summary: dict
     checksum: str  # of the reviewed plan applied; "" when the input was planned in this run
+    earlier: Path | None = None
 
     @property
     def needs_a_person(self) -> bool:
@@ -107,6 +117,7 @@ class ExportRun:
     reads: int
     batches: int
     batched_reads: int
+    earlier: Path | None = None
 
     @property
     def needs_a_person(self) -> bool:
@@ -169,12 +180,15 @@ def normalize_file(
     processes: int | None = None,
     identity: IdentityMap | None = None,
     sheet: str | None = None,
-) -> Counter:
+) -> NormalizeRun:
     """Normalise a file of any size into the normalize report, a chunk at a time, on every core.
 
-    Returns the count of values by status. The report may not be the input (or the users file)."""
+    Returns the count of values by status. The report may not be the input (or the users file);
+    an earlier report of that name is kept under a timestamped name."""
+    report_path = Path(report_path)
     refuse_overwriting([source, users if isinstance(users, (str, Path)) else None], [report_path])
     known_users, region_default = input_defaults(users, default_region)
+    earlier = keep_earlier(report_path)
     statuses: Counter = Counter()
     work = functools.partial(_normalize_chunk, known_users, region_default)
     with report.new_report(report_path, report.NORMALIZE_COLUMNS) as handle:
@@ -183,7 +197,7 @@ def normalize_file(
             statuses.update(counts)
             if progress is not None:
                 progress(rows_done)
-    return statuses
+    return NormalizeRun(statuses, report_path, earlier)
 
 
 def _normalize_chunk(known_users, region_default: str, frame: pd.DataFrame) -> tuple[int, str, Counter]:
@@ -213,11 +227,12 @@ async def plan_to_report(
     event("run.start", command="plan", settings=describe_settings(settings or {}))
     the_plan = await plan_async(source, connection=connection, users=users, default_region=default_region, mode=mode,
                                 check_first=True, identity=identity, sheet=sheet)
+    earlier = keep_earlier(*report_files(report_path))
     saved = write_plan(the_plan, report_path)
     reads = connection.counters.reads
     summary = write_reports(saved.rows, report_path, command="plan", settings=settings,
                             stats={"reads": reads, "writes": 0}, checksum=saved.checksum)
-    return PlanRun(the_plan, report_path, saved.rows, summary, saved.checksum, reads)
+    return PlanRun(the_plan, report_path, saved.rows, summary, saved.checksum, reads, earlier)
 
 
 async def apply_to_report(
@@ -262,10 +277,11 @@ async def apply_to_report(
             changed_only=changed_only, identity=identity, sheet=sheet, wait_for_new_users=wait_for_new_users,
         )
     rows = report.result_rows(result)
+    earlier = keep_earlier(*report_files(report_path))
     report.write_csv(rows, report_path)
     checksum = plan_checksum(result.plan) if isinstance(target, Plan) else ""
     summary = write_reports(rows, report_path, command="apply", settings=settings, stats=result.stats, checksum=checksum)
-    return ApplyRun(result, report_path, rows, summary, checksum)
+    return ApplyRun(result, report_path, rows, summary, checksum, earlier)
 
 
 async def export_to_report(
@@ -289,11 +305,12 @@ async def export_to_report(
     with Journal(journal_path, purpose="bulkphone export") as journal:
         result = await export_async(connection, journal=journal, users=users, progress=progress, stop=stop,
                                     check_first=True)
+    earlier = keep_earlier(report_path)
     report.write_csv([row.csv_row() for row in result.exported(include_empty)], report_path, EXPORT_COLUMNS)
     counts = result.counts()
     event("run.end", command="export", report=str(report_path), **{k.replace(" ", "_"): v for k, v in counts.items()})
     counters = connection.counters
-    return ExportRun(result, report_path, counts, counters.reads, counters.batches, counters.batched_reads)
+    return ExportRun(result, report_path, counts, counters.reads, counters.batches, counters.batched_reads, earlier)
 
 
 def job_words(job: Job, table: str = "connection") -> dict[str, str]:

@@ -185,10 +185,10 @@ def normalize(source, report_path, default_region, sheet, users, map_file, upn_d
     refuse_overwriting([source, users, map_file], [report_path])
     identity = load_identity_map(map_file, upn_domains)
     with RowProgress(total=lambda: count_rows(source)) as progress:
-        counts = runs.normalize_file(source, report_path, users=users, default_region=default_region,
-                                     progress=progress.update, identity=identity, sheet=sheet)
-    _say(f"normalize: {sum(counts.values())} values: " + _counts(counts) + f"; report: {report_path}")
-    return EXIT_ROW_PROBLEMS if counts["invalid"] else EXIT_OK
+        run = runs.normalize_file(source, report_path, users=users, default_region=default_region,
+                                  progress=progress.update, identity=identity, sheet=sheet)
+    _say(f"normalize: {sum(run.counts.values())} values: " + _counts(run.counts) + f"; report: {report_path}{_kept(run.earlier)}")
+    return EXIT_ROW_PROBLEMS if run.counts["invalid"] else EXIT_OK
 
 
 @main.command()
@@ -233,7 +233,7 @@ def plan(source, report_path, default_region, sheet, users, map_file, upn_domain
 
 def _show_plan(run: runs.PlanRun) -> int:
     _say(f"plan ({run.plan.mode.value}): {len(run.rows)} rows: {_counts(run.plan.counts())}; {run.reads} reads, 0 writes; "
-         f"report: {run.report}")
+         f"report: {run.report}{_kept(run.earlier)}")
     _say(f"plan checksum: {run.checksum} (apply exactly this plan: bulkphone apply --plan {run.report} --approve {run.checksum})")
     if unknown := run.unknown_users:
         _say(f"plan: users Graph doesn't know (yet): {len(unknown)}, e.g. {unknown[0]}. apply waits for new users to appear "
@@ -288,7 +288,7 @@ def _show_apply(run: runs.ApplyRun) -> int:
     stats = run.result.stats
     resumed = f"resumed a killed run ({stats['resumed']} changes already done); " if stats["resumed"] else ""
     _say(f"apply ({run.result.plan.mode.value}): {len(run.rows)} rows: {_counts(run.summary['statuses'])}; {resumed}"
-         f"{_stats(stats)}; report: {run.report}")
+         f"{_stats(stats)}; report: {run.report}{_kept(run.earlier)}")
     if run.interrupted:
         raise Exit(EXIT_INTERRUPTED, f"interrupted: {run.report} lists what was done; run the same apply again to resume")
     if run.result.stopped:
@@ -327,7 +327,7 @@ def _show_export(run: runs.ExportRun, include_empty: bool) -> int:
     _say(
         f"export: {counts['listed']} users, {counts['with numbers']} with numbers{left_out}, "
         f"{counts['not exported']} not fully exported (see notExported and note); {resumed}"
-        f"{_reads(run.reads, run.batched_reads, run.batches)}; report: {run.report}"
+        f"{_reads(run.reads, run.batched_reads, run.batches)}; report: {run.report}{_kept(run.earlier)}"
     )
     if result.stopped:
         raise Exit(EXIT_INTERRUPTED, f"interrupted: run the same export again to resume ({run.report} holds what was read)")
@@ -462,3 +462,7 @@ def _reads(reads: int, batched: int, batches: int) -> str:
     if batched == reads:
         return f"{reads} reads in {batches} batches"
     return f"{reads} reads ({batched} in {batches} batches)"
+
+
+def _kept(earlier) -> str:
+    return f" (the earlier report of that name is kept as {earlier.name})" if earlier else ""

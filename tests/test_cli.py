@@ -222,7 +222,7 @@ def test_normalize_streams_big_files_in_chunks_with_row_numbers_intact(write_fil
     lines = "".join(f"user{i}@contoso.com,425 555 {i:04d},\n" for i in range(25))
     source = write_file("in.csv", "user,mobile,office\n" + lines)
     seen = []
-    counts = normalize_file(source, tmp_path / "n.csv", default_region="US", progress=seen.append, chunk_rows=10)
+    counts = normalize_file(source, tmp_path / "n.csv", default_region="US", progress=seen.append, chunk_rows=10).counts
     rows = read_report(tmp_path / "n.csv")
     assert [int(r["row"]) for r in rows if r["phoneType"] == "mobile"] == list(range(2, 27))
     assert counts == {"ok": 25, "blank": 25}
@@ -239,8 +239,8 @@ def test_normalize_writes_the_same_report_on_one_core_or_several(write_file, tmp
     )
     source = write_file("in.csv", "user,mobile,region\n" + lines)
     users = {f"user{i}@contoso.com": "" for i in range(50)}
-    one = normalize_file(source, tmp_path / "one.csv", users=users, default_region="US", chunk_rows=7, processes=1)
-    two = normalize_file(source, tmp_path / "two.csv", users=users, default_region="US", chunk_rows=7, processes=2)
+    one = normalize_file(source, tmp_path / "one.csv", users=users, default_region="US", chunk_rows=7, processes=1).counts
+    two = normalize_file(source, tmp_path / "two.csv", users=users, default_region="US", chunk_rows=7, processes=2).counts
     assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
     assert one == two and set(one) == {"ok", "invalid", "skipped"}
     assert len(read_report(tmp_path / "two.csv")) == 60

@@ -4,6 +4,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -275,7 +276,9 @@ def test_reports_summaries_pages_and_journals_are_readable_by_their_owner_only(t
         assert run("export", "--users", users, "--report", tmp_path / "new" / "export.csv", "--graph-url", url).exit_code == 0
     finally:
         os.umask(old)
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    kept = [p for p in (tmp_path / "out").iterdir() if re.fullmatch(r"results\.\d{8}T\d{6}Z\.csv", p.name)]
+    assert [p.read_text() for p in kept] == ["an earlier report, world-readable\n"]  # kept, not overwritten
+    written = sorted(p.name for p in (tmp_path / "out").iterdir() if p not in kept)
     assert written == sorted([
         "normalized.csv", "plan.csv", "plan.summary.json", "plan.html", "results.csv", "results.summary.json",
         "results.html", "results.csv.journal.sqlite", "results.csv.journal.sqlite.lock",

@@ -29,8 +29,8 @@ def test_normalise_through_spawned_workers_gives_the_same_report(spawn_only, wri
     source = write_file("in.csv", "user,mobile,region\n" + "".join(
         f"user{i}@contoso.com,{'020 7946 %04d' % i if i % 2 else '12'},GB\n" for i in range(30)
     ))
-    one = normalize_file(source, tmp_path / "one.csv", chunk_rows=7, processes=1)
-    spawned = normalize_file(source, tmp_path / "spawned.csv", chunk_rows=7, processes=2)
+    one = normalize_file(source, tmp_path / "one.csv", chunk_rows=7, processes=1).counts
+    spawned = normalize_file(source, tmp_path / "spawned.csv", chunk_rows=7, processes=2).counts
     assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "spawned.csv").read_bytes()
     assert one == spawned == {"ok": 15, "invalid": 15}
 

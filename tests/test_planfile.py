@@ -102,6 +102,40 @@ def test_users_changed_since_the_plan_are_skipped_and_the_rest_applied(tenant_an
     assert [w["user"] for w in tenant.writes] == ["cy@contoso.com"]
 
 
+def test_a_reviewed_plan_applied_again_is_already_done_and_exits_0(tenant_and_url, tmp_path):
+    tenant, url = tenant_and_url
+    plan = make_plan(tmp_path, url)
+    assert apply_plan(plan, tmp_path, url).exit_code == 0
+    first_results = (tmp_path / "results.csv").read_text()
+    writes = len(tenant.writes)
+    again = apply_plan(plan, tmp_path, url)
+    assert again.exit_code == 0, again.output
+    assert len(tenant.writes) == writes  # nothing written the second time
+    with open(tmp_path / "results.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["action"], r["status"]) for r in rows} == {("noop", "ok")}
+    assert all(r["note"].startswith("already as planned") for r in rows)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("results.") and p.name.endswith("Z.csv")]
+    assert [p.read_text() for p in kept] == [first_results]  # the real run's report is kept, not overwritten
+    assert "the earlier report of that name is kept as " + kept[0].name in again.output
+
+
+def test_a_user_half_way_to_the_plan_gets_only_what_is_left(tenant_and_url, tmp_path):
+    tenant, url = tenant_and_url
+    source = tmp_path / "in.csv"
+    source.write_text("user,mobile,office\nbob@contoso.com,+1 425 555 0101,+1 206 555 0101\n")
+    assert CliRunner().invoke(main, ["plan", str(source), "--report", str(tmp_path / "plan.csv"), "--graph-url", url],
+                              env=ENV).exit_code == 0
+    bob = next(u for u in tenant.users.values() if u.upn == "bob@contoso.com")
+    bob.methods["mobile"] = "+1 4255550101"  # made by an earlier, interrupted apply of this plan
+    result = apply_plan(tmp_path / "plan.csv", tmp_path, url)
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "results.csv", newline="", encoding="utf-8") as handle:
+        rows = {r["phoneType"]: (r["action"], r["status"]) for r in csv.DictReader(handle)}
+    assert rows == {"mobile": ("noop", "ok"), "office": ("create", "ok")}
+    assert [(w["kind"], w["phoneNumber"]) for w in tenant.writes] == [("create", "+1 2065550101")]
+
+
 def test_an_edited_plan_file_is_exit_2_and_writes_nothing(tenant_and_url, tmp_path):
     tenant, url = tenant_and_url
     plan = make_plan(tmp_path, url)
