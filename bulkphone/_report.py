@@ -173,11 +173,14 @@ def _plan_row(item) -> dict:
     }
 
 
-def summary(rows: list[dict], *, command: str, settings: dict, stats: dict | None = None, plan_checksum: str = "") -> dict:
+def summary(rows: list[dict], *, command: str, settings: dict, stats: dict | None = None, plan_checksum: str = "",
+            run: dict | None = None) -> dict:
     """The numbers of a run, for summary.json and report.html; they equal the CSV's.
 
     `plan_checksum` is the plan's SHA-256 (_planfile.py): the value a change board
-    approves, and `apply --plan ... --approve` checks."""
+    approves, and `apply --plan ... --approve` checks. `run` says when and where (times,
+    tenant, Graph). Every change is listed (user, type, old -> new, status), and skipped rows
+    are told apart: left out on purpose, or needing a person."""
     failures: dict[str, list] = {}
     warnings: dict[str, list] = {}
     for row in rows:
@@ -197,9 +200,23 @@ def summary(rows: list[dict], *, command: str, settings: dict, stats: dict | Non
         "warnings": {reason: len(where) for reason, where in warnings.items()},
         "rows_by_error": failures,
         "rows_by_warning": warnings,
+        "skipped_on_purpose": sum(1 for row in rows if row["status"] == "skipped" and not row["error"]),
+        "skipped_needs_a_person": sum(1 for row in rows if row["status"] == "skipped" and row["error"]),
+        "run": run or {},
+        "changes": [
+            {"row": row["row"], "user": row["user"], "phoneType": row["phoneType"], "action": row["action"],
+             "old": row.get("currentNumber", ""), "new": row.get("phoneNumber", ""), "status": row["status"],
+             "error": row["error"]}
+            for row in rows if row.get("action") in _CHANGES
+        ],
         "stats": stats or {},
         "settings": settings,
     }
+
+
+_CHANGES = ("create", "update", "delete")
+CHANGES_SHOWN = 2_000  # changes listed open on the page; more fold away
+CHANGES_ON_PAGE = 50_000  # beyond these the CSV has them
 
 
 def write_summary(summary_data: dict, path: str | Path) -> Path:
@@ -254,9 +271,43 @@ def write_html(summary_data: dict, path: str | Path) -> Path:
     def approval(checksum: str) -> str:
         if not checksum:
             return ""
+        if s["command"] != "plan":
+            return (f'<p class="checksum">Checksum (SHA-256) of the plan applied: '
+                    f'<code id="plan-checksum">{e(checksum)}</code></p>')
         return (f'<p class="checksum">Plan checksum (SHA-256): <code id="plan-checksum">{e(checksum)}</code><br>'
                 f"Approve this plan by this value; it is applied only with "
                 f"<code>bulkphone apply --plan PLAN.csv --approve {e(checksum)}</code> (or by whoever made it).</p>")
+
+    def when_and_where(run: dict) -> str:
+        if not run:
+            return ""
+        tenant = run.get("tenant_id") or "not known (the token doesn't say)"
+        domain = f" (users at {e(run['users_domain'])})" if run.get("users_domain") else ""
+        job = f' · job <b>{e(str(s["settings"]["job"]))}</b>' if s["settings"].get("job") else ""
+        return (f'<p class="run" id="run">Run <b id="run-time">{e(run.get("started_utc", ""))}</b> '
+                f'(local time {e(run.get("started_local", ""))}) · tenant <b id="tenant">{e(tenant)}</b>{domain} · '
+                f'Graph <code>{e(run.get("graph_url", ""))}</code> · command <b>{e(s["command"])}</b>{job}</p>')
+
+    def changes(listed: list[dict]) -> str:
+        if not listed:
+            return "<h2>Changes</h2><p>None.</p>"
+
+        def lines(entries: list[dict]) -> str:
+            return "".join(
+                f'<tr class="{e(c["status"])}"><td class="n">{e(str(c["row"]))}</td><td>{e(c["user"])}</td><td>{e(c["phoneType"])}</td>'
+                f'<td>{e(c["action"])}</td><td>{e(c["old"]) or "—"}</td><td>{e(c["new"]) or "—"}</td>'
+                f'<td>{e(c["status"])}</td><td>{e(c["error"])}</td></tr>' for c in entries)
+
+        head = ("<thead><tr><th>row</th><th>user</th><th>type</th><th>action</th><th>old</th><th>new</th><th>status</th>"
+                "<th>reason</th></tr></thead>")
+        shown, folded = listed[:CHANGES_SHOWN], listed[CHANGES_SHOWN:CHANGES_ON_PAGE]
+        page = f'<h2>Changes ({len(listed)})</h2><table id="changes">{head}<tbody>{lines(shown)}</tbody></table>'
+        if folded:
+            page += (f"<details><summary>{len(folded)} more changes</summary><table>{head}<tbody>{lines(folded)}"
+                     "</tbody></table></details>")
+        if len(listed) > CHANGES_ON_PAGE:
+            page += f"<p>… and {len(listed) - CHANGES_ON_PAGE} more: the report CSV lists every one.</p>"
+        return page
 
     failed = s["statuses"].get("failed", 0)
     skipped_with_reason = sum(s["errors"].values()) - failed
@@ -265,10 +316,13 @@ def write_html(summary_data: dict, path: str | Path) -> Path:
         input_rows=s["input_rows"],
         rows=s["rows"],
         approval=approval(s.get("plan_checksum", "")),
+        when_and_where=when_and_where(s.get("run", {})),
+        changes=changes(s.get("changes", [])),
         ok=s["statuses"].get("ok", 0),
         planned=s["statuses"].get("planned", 0),
         failed=failed,
-        skipped=s["statuses"].get("skipped", 0),
+        on_purpose=s.get("skipped_on_purpose", 0),
+        needs_a_person=s.get("skipped_needs_a_person", 0),
         warnings=sum(s["warnings"].values()),
         action_bars=bars("actions", s["actions"]),
         outcome_bars=bars("outcomes", s["statuses"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import functools
 import logging
 import os
@@ -22,6 +23,7 @@ from typing import Any, Awaitable, Callable, ContextManager, Iterator, Mapping, 
 import pandas as pd
 
 from . import _report as report
+from ._auth import decode_claims
 from ._cells import CHUNK_ROWS, Users, cell_fields, input_defaults
 from ._errors import BulkphoneError
 from ._executor import DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult
@@ -53,6 +55,7 @@ __all__ = [
     "normalize_file",
     "plan_to_report",
     "report_files",
+    "run_context",
     "run_job",
     "run_job_async",
     "run_stoppable",
@@ -97,7 +100,7 @@ class ApplyRun:
     report: Path
     rows: list[dict]
     summary: dict
-    checksum: str  # of the reviewed plan applied; "" when the input was planned in this run
+    checksum: str  # of the plan applied (a reviewed one, or the one made from the input in this run)
     earlier: Path | None = None
 
     @property
@@ -152,16 +155,40 @@ def _inputs(source, users: Users, identity: IdentityMap | None) -> list:
 
 
 def write_reports(rows: list[dict], report_path: Path, *, command: str, settings: Mapping[str, object] | None = None,
-                  stats: dict | None = None, checksum: str = "") -> dict:
-    """The summary.json and the HTML page beside a written report CSV; returns the summary."""
+                  stats: dict | None = None, checksum: str = "", run: dict | None = None) -> dict:
+    """The summary.json and the HTML page beside a written report CSV; returns the summary.
+    `run` says when and where it ran (see run_context)."""
     data = report.summary(rows, command=command, settings=describe_settings(settings or {}), stats=stats,
-                          plan_checksum=checksum)
+                          plan_checksum=checksum, run=run)
     report.write_summary(data, report_path.with_suffix(".summary.json"))
     report.write_html(data, report_path.with_suffix(".html"))
     event("run.end", command=command, report=str(report_path), rows=data["rows"], actions=data["actions"],
           statuses=data["statuses"], errors=sum(data["errors"].values()), warnings=sum(data["warnings"].values()),
           stats=stats or {})
     return data
+
+
+def run_context(connection: Connection, started: datetime.datetime, rows: list[dict]) -> dict[str, str]:
+    """When and where a run ran, for people reading its report: start time in UTC and local
+    time, the Graph it used, the tenant id the token names (when it can be read) and the
+    domain most of its users are in."""
+    try:
+        claims = decode_claims(connection.token.token())
+    except BulkphoneError:
+        claims = {}
+    domains = Counter(user.rpartition("@")[2].lower() for user in (row["user"] for row in rows) if "@" in user)
+    return {
+        "started_utc": started.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "started_local": started.astimezone().strftime("%Y-%m-%d %H:%M:%S %z"),
+        "finished_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "graph_url": connection.graph_url,
+        "tenant_id": str(claims.get("tid", "")),
+        "users_domain": domains.most_common(1)[0][0] if domains else "",
+    }
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def describe_settings(settings: Mapping[str, object]) -> dict[str, str]:
@@ -224,6 +251,7 @@ async def plan_to_report(
     Never writes to Graph."""
     report_path = Path(report_path)
     refuse_overwriting(_inputs(source, users, identity), report_files(report_path))
+    started = _now()
     event("run.start", command="plan", settings=describe_settings(settings or {}))
     the_plan = await plan_async(source, connection=connection, users=users, default_region=default_region, mode=mode,
                                 check_first=True, identity=identity, sheet=sheet)
@@ -231,7 +259,8 @@ async def plan_to_report(
     saved = write_plan(the_plan, report_path)
     reads = connection.counters.reads
     summary = write_reports(saved.rows, report_path, command="plan", settings=settings,
-                            stats={"reads": reads, "writes": 0}, checksum=saved.checksum)
+                            stats={"reads": reads, "writes": 0}, checksum=saved.checksum,
+                            run=run_context(connection, started, saved.rows))
     return PlanRun(the_plan, report_path, saved.rows, summary, saved.checksum, reads, earlier)
 
 
@@ -269,6 +298,7 @@ async def apply_to_report(
     refuse_overwriting(_inputs(source, users, identity) + [plan_file], report_files(report_path) + _journal_files(journal_path))
     if plan_file is not None:
         target, mode = read_plan(plan_file, mode or Mode.UPSERT, approved=approved), None
+    started = _now()
     event("run.start", command="apply", settings=describe_settings(settings or {}))
     with Journal(journal_path, purpose="bulkphone apply") as journal:
         result = await apply_async(
@@ -279,8 +309,9 @@ async def apply_to_report(
     rows = report.result_rows(result)
     earlier = keep_earlier(*report_files(report_path))
     report.write_csv(rows, report_path)
-    checksum = plan_checksum(result.plan) if isinstance(target, Plan) else ""
-    summary = write_reports(rows, report_path, command="apply", settings=settings, stats=result.stats, checksum=checksum)
+    checksum = plan_checksum(result.plan)
+    summary = write_reports(rows, report_path, command="apply", settings=settings, stats=result.stats, checksum=checksum,
+                            run=run_context(connection, started, rows))
     return ApplyRun(result, report_path, rows, summary, checksum, earlier)
 
 
