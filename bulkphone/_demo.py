@@ -15,7 +15,7 @@ from ._planner import Plan
 from ._retry import RetryPolicy
 from ._cells import load_cells
 from ._runs import apply_to_report, plan_to_report
-from .sim import APP_TOKEN, Faults, SimTenant, SimTransport
+from .sim import APP_TOKEN, Faults, Principal, SimTenant, SimTransport
 
 __all__ = ["DEMO_FAULTS", "DemoSummary", "run_demo", "sandbox_tenant"]
 
@@ -108,6 +108,8 @@ def sandbox_tenant(seed: Path | None = None, default_region: str | None = None) 
     users. Writes are limited as Graph limits them (20 per second). Also returns the seed's
     cells that couldn't be used, as lines for a person."""
     tenant = SimTenant(faults=Faults(writes_per_second=20))
+    # Like an app granted what every command needs, `export --all` included.
+    tenant.tokens[APP_TOKEN] = Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All", "User.Read.All"}))
     if seed is None:
         demo = SimTenant.from_json(TENANT_FILE)
         for user in demo.users.values():

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ __all__ = [
 
 T = TypeVar("T")
 P = ParamSpec("P")
+GRAPH_URL_ENV = "BULKPHONE_GRAPH_URL"
 
 
 @dataclass
@@ -128,11 +130,12 @@ def connect_with(
     allow_insecure_http: bool = False,
     prompt: Callable[[str], None] | None = None,
 ) -> Connection:
-    """Sign in as `auth` says to `cloud` (or to `graph_url`, which overrides the cloud's Graph).
-    The Graph URL is checked before the sign-in: msal may reach the authority at once. `prompt`
-    shows device-code instructions."""
+    """Sign in as `auth` says to `cloud` (or to `graph_url`, which overrides the cloud's Graph;
+    else the environment variable BULKPHONE_GRAPH_URL, e.g. a `bulkphone sandbox`). The Graph
+    URL is checked before the sign-in: msal may reach the authority at once. `prompt` shows
+    device-code instructions."""
     the_cloud = cloud_named(cloud)
-    url = graph_url or the_cloud.graph_url
+    url = graph_url or os.environ.get(GRAPH_URL_ENV) or the_cloud.graph_url
     check_graph_url(url, allow_insecure_http=allow_insecure_http)
     return connect(token_provider(auth, the_cloud, prompt=prompt), graph_url=url, max_writes_per_second=max_writes_per_second,
                    max_concurrency=max_concurrency, allow_insecure_http=allow_insecure_http)

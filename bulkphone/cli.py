@@ -143,7 +143,7 @@ def _connection_options(command, *, writes: bool = False):
     --max-writes-per-second without listing it (it does nothing for them; scripts may pass it)."""
     options = [
         click.option("--cloud", type=click.Choice(list(CLOUDS)), default="global", show_default=True, help="Microsoft cloud: Graph root, sign-in authority and scope."),
-        click.option("--graph-url", help="Graph root URL (overrides --cloud), e.g. a test server."),
+        click.option("--graph-url", envvar="BULKPHONE_GRAPH_URL", help="Graph root URL (overrides --cloud), e.g. a test server or `bulkphone sandbox` (or env BULKPHONE_GRAPH_URL)."),
         click.option("--auth", "auth_mode", type=click.Choice(AUTH_MODES), help="How to sign in (default: chosen from what is configured; see README)."),
         click.option("--tenant-id", envvar="BULKPHONE_TENANT_ID", help="Entra tenant id (or env BULKPHONE_TENANT_ID)."),
         click.option("--client-id", envvar="BULKPHONE_CLIENT_ID", help="App (client) id (or env BULKPHONE_CLIENT_ID)."),
@@ -396,10 +396,10 @@ def sandbox(seed, default_region, port) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with serve(tenant, port=port) as url:
         _say(f"sandbox: a simulated Graph tenant of {len(tenant.users)} users answers at {url} (this machine only).")
-        _say(f"sandbox: sign in with the token {APP_TOKEN}, e.g.:")
-        _say(f"  export BULKPHONE_ACCESS_TOKEN={APP_TOKEN}")
-        _say(f"  bulkphone plan  phones.csv --report plan.csv    --graph-url {url}")
-        _say(f"  bulkphone apply phones.csv --report results.csv --graph-url {url}")
+        _say(f"sandbox: sign in with the token {APP_TOKEN}; in another terminal, e.g.:")
+        _say(f"  export BULKPHONE_ACCESS_TOKEN={APP_TOKEN} BULKPHONE_GRAPH_URL={url}")
+        _say("  bulkphone plan  phones.csv --report plan.csv")
+        _say("  bulkphone apply phones.csv --report results.csv")
         _say(f"  (a job file: graph_url = \"{url}\" and auth = \"token\" in [connection])")
         _say("sandbox: Ctrl-C stops it.")
         try:

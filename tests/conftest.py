@@ -13,7 +13,7 @@ GRAPH = "https://graph.test"
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch, tmp_path_factory):
     for name in ("BULKPHONE_ACCESS_TOKEN", "BULKPHONE_CLIENT_SECRET", "BULKPHONE_TENANT_ID", "BULKPHONE_CLIENT_ID",
-                 "BULKPHONE_PLAN_KEY"):
+                 "BULKPHONE_PLAN_KEY", "BULKPHONE_GRAPH_URL", "BULKPHONE_LOG_FORMAT"):
         monkeypatch.delenv(name, raising=False)
     # Plan keys are made in the user's config folder: each test gets a folder of its own.
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
