@@ -22,7 +22,7 @@ from ._errors import (
     TransientError,
 )
 from ._logs import event
-from ._model import PhoneMethod, PhoneType
+from ._model import PhoneMethod, PhoneType, SignInPreferences
 from ._retry import RetryPolicy
 from ._throttle import RateLimiter
 
@@ -79,6 +79,8 @@ class GraphClient:
         check_graph_url(base_url, allow_insecure_http=allow_insecure_http)
         self.http = http
         self.root = f"{base_url.rstrip('/')}/{version}"
+        # signInPreferences exists only in beta; its requests go there, the same way as the rest.
+        self.beta_root = f"{base_url.rstrip('/')}/beta"
         self.policy = policy or RetryPolicy()
         self.limiter = limiter or RateLimiter(clock=self.policy.clock)
         self.counters = counters or Counters()
@@ -115,7 +117,16 @@ class GraphClient:
         """Many users' object id and UPN through $batch: a UPN or an id in, both out."""
         return await self._read_many(users, lambda user: f"{_user(user)}?$select=id,userPrincipalName", _directory_user)
 
-    async def _read_many(self, users: list[str], url: Callable[[str], str], parse: Callable[[dict], T]) -> dict[str, T | GraphError]:
+    async def read_sign_in_preferences(self, users: list[str]) -> dict[str, SignInPreferences | GraphError]:
+        """Many users' default sign-in methods through beta $batch."""
+        return await self._read_many(users, lambda user: f"{_user(user)}/authentication/signInPreferences", _preferences,
+                                     batch=f"{self.beta_root}/$batch")
+
+    async def get_sign_in_preferences(self, user: str, *, retry: bool = True) -> SignInPreferences:
+        return _preferences(await self._read(f"{self.beta_root}{_user(user)}/authentication/signInPreferences", retry=retry))
+
+    async def _read_many(self, users: list[str], url: Callable[[str], str], parse: Callable[[dict], T], *,
+                         batch: str = "/$batch") -> dict[str, T | GraphError]:
         """GET url(user) for many users through $batch, 20 a request, retrying each sub-request on its own.
 
         The one retry loop of these reads: a 429 or 5xx inside a 200 batch response, or a
@@ -131,7 +142,7 @@ class GraphClient:
             # other chunks go on: one slow sub-request never holds up a whole pass.
             while chunk:
                 async with gate:
-                    answers = await self._batch_get(chunk, url, parse)
+                    answers = await self._batch_get(chunk, url, parse, batch)
                 retry: list[tuple[str, GraphError]] = []
                 for user in chunk:
                     attempts[user] += 1
@@ -157,14 +168,15 @@ class GraphClient:
                 raise failure
         return results
 
-    async def _batch_get(self, users: list[str], url: Callable[[str], str], parse: Callable[[dict], T]) -> dict[str, T | GraphError]:
+    async def _batch_get(self, users: list[str], url: Callable[[str], str], parse: Callable[[dict], T],
+                         batch: str) -> dict[str, T | GraphError]:
         requests = [{"id": str(index), "method": "GET", "url": url(user)} for index, user in enumerate(users)]
 
         self.counters.batches += 1
         self.counters.reads += len(requests)
         self.counters.batched_reads += len(requests)
         try:
-            body = _json(await self._send("POST", "/$batch", {"requests": requests}, write=False))
+            body = _json(await self._send("POST", batch, {"requests": requests}, write=False))
         except (AuthError, ForbiddenError):
             raise
         except GraphError as exc:
@@ -195,6 +207,20 @@ class GraphClient:
     async def delete_phone_method(self, user: str, phone_type: PhoneType) -> None:
         await self._write("DELETE", f"{_user(user)}/authentication/phoneMethods/{phone_type.method_id}")
 
+    async def set_sign_in_preferences(self, user: str, *, preferred: str | None = None, system_preferred: bool | None = None) -> None:
+        """Set the user's default method (`preferred`) and/or whether Entra chooses it (beta)."""
+        payload: dict[str, object] = {}
+        if preferred is not None:
+            payload["userPreferredMethodForSecondaryAuthentication"] = preferred
+        if system_preferred is not None:
+            payload["isSystemPreferredAuthenticationMethodEnabled"] = system_preferred
+        await self._write("PATCH", f"{self.beta_root}{_user(user)}/authentication/signInPreferences", payload)
+
+    async def set_sms_sign_in(self, user: str, enabled: bool) -> None:
+        """Turn SMS sign-in on or off for the user's mobile."""
+        action = "enableSmsSignIn" if enabled else "disableSmsSignIn"
+        await self._write("POST", f"{_user(user)}/authentication/phoneMethods/{PhoneType.MOBILE.method_id}/{action}")
+
     # ---- plumbing ----
     def retried(self, exc: BaseException, attempt: int, wait: float) -> None:
         """The retry hook of this client's loops (and of the executor's write loop)."""
@@ -220,7 +246,7 @@ class GraphClient:
 
     async def _send(self, method: str, path: str, payload: dict | None, *, write: bool) -> httpx.Response:
         url = self.root + path
-        if "://" in path:  # a next-page link: only ever to where the token already goes, the same way
+        if "://" in path:  # a next-page link or a beta request: only ever to where the token already goes, the same way
             if origin(path) != origin(self.root):
                 scheme, host, port = origin(path)
                 raise PermanentError(
@@ -319,3 +345,8 @@ def _method(data: dict) -> PhoneMethod | None:
         phone_number=data.get("phoneNumber") or "",
         sms_sign_in_state=data.get("smsSignInState") or "",
     )
+
+
+def _preferences(body: dict) -> SignInPreferences:
+    return SignInPreferences(str(body.get("userPreferredMethodForSecondaryAuthentication") or ""),
+                             bool(body.get("isSystemPreferredAuthenticationMethodEnabled")))

@@ -10,6 +10,7 @@ __all__ = [
     "Mode",
     "PhoneMethod",
     "PhoneType",
+    "SignInPreferences",
     "Status",
     "METHOD_IDS",
     "user_key",
@@ -80,6 +81,14 @@ class PhoneMethod:
     phone_type: PhoneType
     phone_number: str
     sms_sign_in_state: str = ""
+
+
+@dataclass(frozen=True)
+class SignInPreferences:
+    """A user's default sign-in method as Graph's beta signInPreferences holds it."""
+
+    preferred: str = ""  # userPreferredMethodForSecondaryAuthentication: sms, voiceMobile, voiceOffice, push, ...; "" if none
+    system_preferred: bool = False  # isSystemPreferredAuthenticationMethodEnabled: Entra chooses
 
 
 def user_key(user: str) -> str:

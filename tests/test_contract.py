@@ -12,7 +12,7 @@ import pytest
 from bulkphone import _errors as errors
 from bulkphone._clock import FakeClock
 from bulkphone._graph import GraphClient
-from bulkphone._model import PhoneType
+from bulkphone._model import PhoneType, SignInPreferences
 from bulkphone._retry import RetryPolicy
 from bulkphone.sim import APP_TOKEN, SimTenant, SimTransport
 
@@ -33,7 +33,8 @@ def contains(actual, expected) -> bool:
 def test_the_simulated_tenant_answers_as_documented(case):
     tenant = SimTenant()
     for upn, methods in case["given"].items():
-        tenant.add_user(upn, methods, default_method=case.get("default", {}).get(upn, ""))
+        tenant.add_user(upn, methods, default_method=case.get("default", {}).get(upn, ""),
+                        sms_policy=upn not in case.get("sms_policy_off", []))
     request = case["request"]
     with httpx.Client(transport=SimTransport(tenant), headers={"Authorization": f"Bearer {APP_TOKEN}"}) as http:
         response = http.request(request["method"], GRAPH + request["url"], json=request.get("body"))
@@ -45,9 +46,14 @@ def test_the_simulated_tenant_answers_as_documented(case):
         assert response.content == b""
     for upn, methods in case.get("then", {}).items():
         assert tenant.state()[upn] == methods
+    for upn, preferred in case.get("then_default", {}).items():
+        assert tenant.users[next(key for key, user in tenant.users.items() if user.upn == upn)].default_method == preferred
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
+CLIENT_CASES = [case for case in CASES if "client" in case]  # what the client never sends (v1.0 signInPreferences) has none
+
+
+@pytest.mark.parametrize("case", CLIENT_CASES, ids=[case["name"] for case in CLIENT_CASES])
 def test_graph_client_sends_the_documented_request_and_reads_the_answer(case):
     sent = []
 
@@ -63,7 +69,7 @@ def test_graph_client_sends_the_documented_request_and_reads_the_answer(case):
 
     async def go():
         async with client:
-            return await getattr(client, call["call"])(*args)
+            return await getattr(client, call["call"])(*args, **call.get("kwargs", {}))
 
     if "raises" in call:
         with pytest.raises(getattr(errors, call["raises"])):
@@ -72,6 +78,8 @@ def test_graph_client_sends_the_documented_request_and_reads_the_answer(case):
         result = asyncio.run(go())
         if call["returns"] is None:
             assert result is None
+        elif isinstance(result, SignInPreferences):
+            assert {"preferred": result.preferred, "system_preferred": result.system_preferred} == call["returns"]
         else:
             methods = result if isinstance(result, dict) else {result.phone_type: result}
             assert {t.value: m.phone_number for t, m in methods.items()} == call["returns"]

@@ -21,6 +21,7 @@ from bulkphone._graph import GraphClient
 from bulkphone._model import PhoneType
 from bulkphone._retry import RetryPolicy
 from bulkphone._throttle import RateLimiter
+from bulkphone.sim import Principal
 
 MOBILE = {"id": "3179e48a-750b-4051-897c-87b9720928f7", "phoneNumber": "+1 4255550100", "phoneType": "mobile"}
 OK_LIST = {"value": [MOBILE]}
@@ -194,3 +195,41 @@ def test_bearer_auth_fetches_a_fresh_token_once_on_401():
 
     assert run(get()).status_code == 200
     assert seen == ["Bearer token-1", "Bearer token-2"]
+
+
+def test_sign_in_preferences_are_read_in_beta_batches_and_set_in_beta(tenant, clock):
+    from conftest import make_connection
+
+    defaults = ["sms", "voiceOffice", "", "voiceMobile"]
+    users = [f"user{i}@contoso.com" for i in range(25)]
+    for i, user in enumerate(users):
+        tenant.add_user(user, {"mobile": f"+1 42555501{i:02d}", "office": f"+1 20655501{i:02d}"},
+                        default_method=defaults[i % 4], system_preferred=i == 2)
+
+    async def go():
+        async with make_connection(tenant, clock).open() as client:
+            read = await client.read_sign_in_preferences(users)
+            await client.set_sign_in_preferences(users[1], preferred="sms")
+            return read, await client.get_sign_in_preferences(users[1])
+
+    read, after = asyncio.run(go())
+    assert [(read[u].preferred, read[u].system_preferred) for u in users[:4]] == [
+        ("sms", False), ("voiceOffice", False), ("", True), ("voiceMobile", False)]
+    assert after.preferred == "sms"
+    assert [path for method, path, status in tenant.requests if method == "POST"] == ["/beta/$batch", "/beta/$batch"]
+    assert tenant.writes[-1]["kind"] == "signInPreferences"
+
+
+def test_the_phone_only_permission_cant_set_the_default(tenant, clock):
+    from conftest import make_connection
+
+    tenant.tokens["phones-only"] = Principal(frozenset({"UserAuthMethod-Phone.ReadWrite.All"}))
+    tenant.add_user("ann@contoso.com", {"mobile": "+1 4255550100"})
+
+    async def go():
+        async with make_connection(tenant, clock, token="phones-only").open() as client:
+            await client.set_sign_in_preferences("ann@contoso.com", preferred="sms")
+
+    with pytest.raises(ForbiddenError):
+        asyncio.run(go())
+    assert tenant.writes == []

@@ -204,3 +204,19 @@ def test_near_the_write_limit_responses_say_how_much_is_used(clock):
     for number in range(1, 8):
         last = http.patch(f"{BASE}/{MOBILE_ID}", json={"phoneType": "mobile", "phoneNumber": f"+1 425555010{number}"})
     assert float(last.headers["x-ms-throttle-limit-percentage"]) >= 0.8
+
+
+def test_moving_the_default_off_a_method_lets_it_be_deleted():
+    tenant = SimTenant()
+    tenant.add_user("ann@contoso.com", {"mobile": "+1 4255550100", "office": "+1 2065550100"}, default_method="voiceOffice")
+    office = "/v1.0/users/ann@contoso.com/authentication/phoneMethods/e37fc753-ff3b-4958-9484-eaa9425c82bc"
+    with httpx.Client(transport=SimTransport(tenant), headers={"Authorization": f"Bearer {APP_TOKEN}"}) as http:
+        blocked = http.delete("https://graph.test" + office)
+        moved = http.patch("https://graph.test/beta/users/ann@contoso.com/authentication/signInPreferences",
+                           json={"userPreferredMethodForSecondaryAuthentication": "sms"})
+        deleted = http.delete("https://graph.test" + office)
+        read = http.get("https://graph.test/beta/users/ann@contoso.com/authentication/signInPreferences").json()
+    assert (blocked.status_code, moved.status_code, deleted.status_code) == (400, 204, 204)
+    assert "Cannot delete default method with other methods configured" in blocked.text
+    assert read["userPreferredMethodForSecondaryAuthentication"] == "sms"
+    assert tenant.state() == {"ann@contoso.com": {"mobile": "+1 4255550100"}}

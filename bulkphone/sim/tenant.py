@@ -47,6 +47,13 @@ READ_PERMISSIONS = {
 }
 DIRECTORY_READ_PERMISSIONS = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 WRITE_PERMISSIONS = {"UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All"}
+# signInPreferences is about every kind of method: the phone-only permission doesn't reach it.
+PREFERENCES_WRITE_PERMISSIONS = {"UserAuthenticationMethod.ReadWrite.All"}
+# userPreferredMethodForSecondaryAuthentication -> the method the user must have for it.
+PREFERRED_METHODS = {
+    "sms": "mobile", "voiceMobile": "mobile", "voiceAlternateMobile": "alternateMobile", "voiceOffice": "office",
+    "push": "microsoftAuthenticator", "oath": "softwareOath",
+}
 APP_TOKEN = "sim-app-token"
 GRAPH_AUDIENCES = ("https://graph.microsoft", "https://dod-graph.microsoft", "https://microsoftgraph.chinacloudapi", "00000003-0000-0000-c000-000000000000")
 
@@ -76,8 +83,12 @@ class SimUser:
     upn: str
     methods: dict[str, str] = field(default_factory=dict)  # phoneType -> stored phoneNumber
     sms_states: dict[str, str] = field(default_factory=dict)
-    default_method: str = ""  # phoneType that is the user's default sign-in method
+    # The user's default sign-in method: a signInPreferences value (sms, voiceMobile, voiceOffice,
+    # push, ...) or, for short, the phoneType it is on (mobile is sms).
+    default_method: str = ""
     other_methods: list[str] = field(default_factory=list)  # methods that aren't phones (e.g. "microsoftAuthenticator")
+    system_preferred: bool = False  # isSystemPreferredAuthenticationMethodEnabled
+    sms_policy: bool = True  # the authentication methods policy enables the user for SMS sign-in
     visible_from: float = 0.0  # tenant clock time before which Graph answers 404 (directory replication)
 
 
@@ -400,6 +411,8 @@ class SimTenant:
             if method == "GET":
                 return SimResponse(200, {"id": user.id, "userPrincipalName": user.upn})
             return _error(405, "Request_BadRequest", "Method not allowed.")
+        if rest == ["authentication", "signInPreferences"]:
+            return self._sign_in_preferences(method, version, user, principal, body)
         if rest[:2] != ["authentication", "phoneMethods"]:
             return _error(400, "BadRequest", f"Resource not found for the segment {rest[0]!r}.")
         rest = rest[2:]
@@ -468,16 +481,52 @@ class SimTenant:
             other is not user and _digits(other.methods.get("mobile", "")) == _digits(number) for other in self.users.values()
         )
 
+    def _sign_in_preferences(self, method: str, version: str, user: SimUser, principal: Principal, body: bytes) -> SimResponse:
+        """beta GET/PATCH /users/{u}/authentication/signInPreferences (v1.0 doesn't have it)."""
+        if version != "beta":
+            return _error(400, "BadRequest", "Resource not found for the segment 'signInPreferences'.")
+        if method == "GET":
+            return SimResponse(200, {
+                "@odata.type": "#microsoft.graph.signInPreferences",
+                "userPreferredMethodForSecondaryAuthentication": _preferred(user.default_method) or None,
+                "isSystemPreferredAuthenticationMethodEnabled": user.system_preferred,
+            })
+        if method != "PATCH":
+            return _error(405, "Request_BadRequest", "Method not allowed.")
+        if not principal.permissions & PREFERENCES_WRITE_PERMISSIONS:
+            return _forbidden()
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            return _error(400, "BadRequest", "Unable to read JSON request payload.")
+        known = {"userPreferredMethodForSecondaryAuthentication", "isSystemPreferredAuthenticationMethodEnabled"}
+        if not isinstance(payload, dict) or not payload or set(payload) - known:
+            return _error(400, "BadRequest", f"Invalid request body: only {', '.join(sorted(known))} can be set.")
+        system = payload.get("isSystemPreferredAuthenticationMethodEnabled", user.system_preferred)
+        if not isinstance(system, bool):
+            return _error(400, "BadRequest", "isSystemPreferredAuthenticationMethodEnabled must be true or false.")
+        preferred = payload.get("userPreferredMethodForSecondaryAuthentication", _preferred(user.default_method))
+        if "userPreferredMethodForSecondaryAuthentication" in payload:
+            if preferred not in PREFERRED_METHODS:
+                return _error(400, "BadRequest", f"Invalid value {preferred!r} for userPreferredMethodForSecondaryAuthentication.")
+            needed = PREFERRED_METHODS[preferred]
+            if needed not in user.methods and needed not in user.other_methods:
+                return _error(400, "BadRequest", f"The user has no {needed} method registered, so {preferred} can't be the default.")
+        user.default_method, user.system_preferred = preferred or "", system
+        self.writes.append({"kind": "signInPreferences", "user": user.upn, "phoneType": "",
+                            "phoneNumber": "", "preferred": preferred or "", "system": system})
+        return SimResponse(204)
+
     def _delete(self, user: SimUser, phone_type: str) -> SimResponse:
         others = [t for t in user.methods if t != phone_type] + user.other_methods
-        if phone_type == user.default_method and others:
+        if phone_type == _default_type(user.default_method) and others:
             return _error(400, "badRequest", "Cannot delete default method with other methods configured.")
         if phone_type == "mobile" and "alternateMobile" in user.methods:
             return _error(400, "badRequest", "The mobile phone can't be deleted while an alternateMobile phone exists.")
         number = user.methods.pop(phone_type)
         self._mobiles = None
         user.sms_states.pop(phone_type, None)
-        if phone_type == user.default_method:
+        if phone_type == _default_type(user.default_method):
             user.default_method = ""
         self._record("delete", user, phone_type, number)
         return SimResponse(204)
@@ -486,9 +535,11 @@ class SimTenant:
         if phone_type != "mobile":
             return _error(400, "badRequest", "Only a mobile phone can be used for SMS sign-in.")
         if "mobile" not in user.methods:
-            return _error(404, "itemNotFound", "The user has no mobile method.")
+            return _error(400, "badRequest", "Cannot enable SMS sign-in: the user has no mobile phone method.")
         if enable and self._sms_state(user, "mobile") == "phoneNumberNotUnique":
             return _error(400, "badRequest", "phoneNumberNotUnique")
+        if enable and not user.sms_policy:
+            return _error(400, "badRequest", "Cannot enable SMS sign-in as the credential policy is not enabled on user.")
         user.sms_states["mobile"] = "ready" if enable else "notEnabled"
         self._record("enableSmsSignIn" if enable else "disableSmsSignIn", user, "mobile", user.methods["mobile"])
         return SimResponse(204)
@@ -614,3 +665,13 @@ def _error(status: int, code: str, message: str) -> SimResponse:
         {"error": {"code": code, "message": message, "innerError": {"request-id": request_id}}},
         {"request-id": request_id},
     )
+
+
+def _preferred(default_method: str) -> str:
+    """The signInPreferences value of a user's default (a phoneType given for short is its usual one)."""
+    return {"mobile": "sms", "alternateMobile": "voiceAlternateMobile", "office": "voiceOffice"}.get(default_method, default_method)
+
+
+def _default_type(default_method: str) -> str:
+    """The method a default is on: sms and voiceMobile are on the mobile, and so on."""
+    return PREFERRED_METHODS.get(default_method, default_method)
