@@ -13,8 +13,8 @@ import phonenumbers
 
 from ._errors import InputError
 from ._ingest import UserMapping, iter_input, read_users
-from ._model import PhoneType, user_key
-from ._normalize import Normalizer, extension_problem, normalize_region
+from ._model import SETTINGS, PhoneType, user_key
+from ._normalize import Normalizer, extension_problem, normalize_region, normalize_setting
 from ._parallel import map_in_order
 from ._planner import Cell
 
@@ -62,6 +62,9 @@ def cell_fields(
     columns = [frame[name].tolist() for name in ("row", "user", "sourceUser", "phoneType", "raw", "region", "error")]
     user_regions = known_users or {}
     for row, user, source_user, phone_type, raw, written, error in zip(*columns):
+        if phone_type in SETTINGS:
+            yield _setting_fields(row, user, source_user, phone_type, raw, written, error, known_users)
+            continue
         written = written.strip()
         region = sys.intern(written.upper())  # millions of cells, a few hundred regions
         key = user_key(user)
@@ -84,3 +87,14 @@ def cell_fields(
                 warning = f"{number_type.replace('_', ' ')} number in {phone_type}: it can't receive SMS codes"
         yield (row, user, phone_type, raw, region, number, number_region, number_type, error, warning, excluded, "",
                source_user, placeholder)
+
+
+def _setting_fields(row, user, source_user, kind, raw, written, error, known_users) -> tuple:
+    """A defaultMethod or smsSignIn cell as Cell's fields: its value as Graph spells it, or why not."""
+    excluded = ""
+    if known_users is not None and user_key(user) not in known_users:
+        excluded = "" if error else "not in the users file: left out of this run"
+    value = ""
+    if not error and not excluded:
+        value, error = normalize_setting(kind, raw)
+    return (row, user, kind, raw, written.strip(), value, "", "", error, "", excluded, "", source_user, "")

@@ -38,13 +38,14 @@ from ._errors import (
 )
 from ._graph import GraphClient, Methods
 from ._logs import event
-from ._model import Action, PhoneMethod, PhoneType, Status
+from ._model import DEFAULT_METHOD, SMS_SIGN_IN, Action, PhoneMethod, PhoneType, Status
 from ._normalize import canonical
 from ._planner import Plan, PlanItem, execution_rank
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_WAIT_FOR_NEW_USERS", "INTERRUPTED", "Outcome", "Progress", "Recorder", "RunResult", "execute"]
 
 NOT_UNIQUE = "phoneNumberNotUnique"
+SMS_READY = "ready"  # smsSignInState when SMS sign-in is on
 NOT_UNIQUE_WARNING = "phoneNumberNotUnique: another user has this mobile number, so it can't be used for SMS sign-in"
 INTERRUPTED = "interrupted"
 GRANT_WRITE = (
@@ -304,6 +305,8 @@ class _Run:
             return f"couldn't read the user's methods again ({exc.message})", set()
         already = set()
         for item in self.seen[changes[0].key]:
+            if item.is_setting:  # the numbers decide whether the plan still holds
+                continue
             now = canonical(methods[item.type].phone_number if item.type in methods else "")
             wanted = canonical(item.number) if item.action in (Action.CREATE, Action.UPDATE) else (
                 "" if item.action is Action.DELETE else canonical(item.current))
@@ -404,11 +407,10 @@ async def _apply_change(item: PlanItem, client: GraphClient, *, settle_first: bo
             with attempt:
                 outcome.attempts = attempt.retry_state.attempt_number
                 if uncertain:
-                    methods = await client.list_phone_methods(item.user, retry=False)
+                    verdict, why, method = await _read_back(item, client)
                     uncertain = False
-                    verdict, why = _reconcile(item, methods)
                     if verdict is _Verdict.DONE:
-                        return _landed(outcome, methods.get(item.type))
+                        return _landed(outcome, method)
                     if verdict is _Verdict.CONFLICT:
                         return _failed(outcome, why)
                 try:
@@ -446,18 +448,17 @@ async def _settle(item: PlanItem, client: GraphClient, outcome: Outcome, exc: Gr
     """The write's outcome is unknown or surprising: one read of the user decides it."""
     _note_http(outcome, exc)
     try:
-        methods = await client.list_phone_methods(item.user, retry=False)
+        verdict, why, method = await _read_back(item, client)
     except NotFoundError:
         return _failed(outcome, "user no longer exists: it was found when the plan was made, and Graph now answers 404 "
                                 "(deleted since?). Fix: remove the row, or restore the user and run again")
     except GraphError as read_error:
         outcome.run_wide = isinstance(exc, AmbiguousWriteError)
         return _failed(outcome, f"outcome unknown: {exc.message}; reading back failed too: {read_error.message}")
-    verdict, why = _reconcile(item, methods)
     if verdict is _Verdict.DONE:
         outcome.http_status = None
         outcome.request_id = ""
-        _landed(outcome, methods.get(item.type))
+        _landed(outcome, method)
         if isinstance(exc, ConflictError) and not outcome.warning:
             outcome.warning = NOT_UNIQUE_WARNING
         return outcome
@@ -470,7 +471,34 @@ async def _settle(item: PlanItem, client: GraphClient, outcome: Outcome, exc: Gr
     return _failed(outcome, why or _permanent_message(item, exc))
 
 
+async def _read_back(item: PlanItem, client: GraphClient) -> tuple[_Verdict, str, PhoneMethod | None]:
+    """One read of what Graph holds now for this change (inside the write's retry loop, so one
+    request): whether it is done, still to do, or overtaken, and the method it concerns."""
+    if item.phone_type == DEFAULT_METHOD:
+        preferences = await client.get_sign_in_preferences(item.user, retry=False)
+        now = "system" if preferences.system_preferred else preferences.preferred
+        return (_Verdict.DONE if now == item.number else _Verdict.AGAIN), "", None
+    methods = await client.list_phone_methods(item.user, retry=False)
+    if item.phone_type == SMS_SIGN_IN:
+        mobile = methods.get(PhoneType.MOBILE)
+        if mobile is None:
+            return _Verdict.CONFLICT, "changed during the run: the mobile method was deleted", None
+        enabled = mobile.sms_sign_in_state == SMS_READY
+        return (_Verdict.DONE if enabled == (item.number == "enabled") else _Verdict.AGAIN), "", mobile
+    verdict, why = _reconcile(item, methods)
+    return verdict, why, methods.get(item.type)
+
+
 async def _perform(item: PlanItem, client: GraphClient, outcome: Outcome) -> None:
+    if item.phone_type == DEFAULT_METHOD:
+        if item.number == "system":
+            await client.set_sign_in_preferences(item.user, system_preferred=True)
+        else:  # the user's own default counts only while Entra doesn't choose
+            await client.set_sign_in_preferences(item.user, preferred=item.number, system_preferred=False)
+        return
+    if item.phone_type == SMS_SIGN_IN:
+        await client.set_sms_sign_in(item.user, item.number == "enabled")
+        return
     phone_type = item.type
     method: PhoneMethod | None = None
     if item.action is Action.CREATE:
@@ -538,9 +566,17 @@ def _permanent_message(item: PlanItem, exc: GraphError) -> str:
     if "default" in text and item.action is Action.DELETE:
         return (
             f"Graph won't delete {item.phone_type}: it is the user's default sign-in method and the user has other "
-            f"methods ({exc.message}). Fix: change the user's default method first (Entra admin center → user → "
-            "Authentication methods → default sign-in method, or Graph beta signInPreferences), then run again"
+            f"methods ({exc.message}). Fix: give the user another default in the defaultMethod column (e.g. sms for "
+            "the mobile) in the same row, then run again: the default moves before the delete"
         )
+    if item.phone_type == SMS_SIGN_IN and NOT_UNIQUE.lower() in text:
+        return (f"another user has this mobile number, so SMS sign-in can't be turned on ({exc.message}). Fix: give "
+                "this user a mobile number no other user has")
+    if item.phone_type == SMS_SIGN_IN and "policy" in text:
+        return (f"SMS sign-in isn't allowed for this user ({exc.message}). Fix: include the user in the SMS sign-in "
+                "policy (Entra admin center → Authentication methods → SMS), then run again")
+    if item.phone_type == DEFAULT_METHOD:
+        return f"Graph refused this default method ({exc.message}). Fix: give a default the user has a method for"
     if "already exist" in text:
         return f"{item.phone_type} was added by someone else since the plan: run again to update it"
     if isinstance(exc, NotFoundError):

@@ -18,12 +18,13 @@ from typing import Callable, Iterable
 from ._errors import ForbiddenError, GraphError, NotFoundError, PreflightError
 from ._graph import DirectoryUser, GraphClient, Methods
 from ._journal import ExportJournal, ExportProgress
-from ._model import PhoneType
+from ._model import DEFAULT_NEEDS, PhoneType, SignInPreferences
 from ._normalize import is_masked
 
 __all__ = ["EXPORT_COLUMNS", "ExportResult", "ExportRow", "export_users"]
 
-EXPORT_COLUMNS = ["user", "mobile", "alternateMobile", "office", "objectId", "smsSignInState", "notExported", "note"]
+EXPORT_COLUMNS = ["user", "mobile", "alternateMobile", "office", "objectId", "smsSignInState", "notExported", "note",
+                  "defaultMethod", "smsSignIn"]
 READ_SLICE = 200  # users read (in $batch requests of 20) between two checkpoints
 MASKED_FIX = (
     "Graph showed the exporting sign-in masked numbers; export with an application permission "
@@ -39,6 +40,7 @@ class ExportRow:
     sms_sign_in_state: str = ""  # the mobile's
     not_exported: list[str] = field(default_factory=list)  # phone types whose value is unknown here
     note: str = ""
+    default_method: str = ""  # a phone default (sms, voiceOffice, ...) or system; "" for none or another kind
 
     @property
     def empty(self) -> bool:
@@ -52,6 +54,9 @@ class ExportRow:
             "smsSignInState": self.sms_sign_in_state,
             "notExported": " ".join(self.not_exported),
             "note": self.note,
+            "defaultMethod": self.default_method,
+            # What apply sets: on for a mobile that has it, off for one that hasn't; nothing without a mobile.
+            "smsSignIn": ("enabled" if self.sms_sign_in_state == "ready" else "disabled") if "mobile" in self.numbers else "",
         }
 
 
@@ -137,6 +142,8 @@ async def _read(client: GraphClient, users: list[str], *, resolve: bool) -> list
         found = {entry: DirectoryUser(*entry.split("\t", 1)) for entry in users}
     ids = [answer.id for answer in found.values() if isinstance(answer, DirectoryUser)]
     methods = await client.read_phone_methods(ids) if ids else {}
+    readable = [user_id for user_id in ids if not isinstance(methods[user_id], GraphError)]
+    defaults = await client.read_sign_in_preferences(readable) if readable else {}
     rows = []
     for entry in users:
         answer = found[entry]
@@ -145,14 +152,14 @@ async def _read(client: GraphClient, users: list[str], *, resolve: bool) -> list
         elif isinstance(answer, GraphError):
             rows.append(_unreadable(entry, "", f"couldn't look the user up: {answer.message}"))
         else:
-            rows.append(_row(answer, methods[answer.id]))
+            rows.append(_row(answer, methods[answer.id], defaults.get(answer.id)))
     return rows
 
 
-def _row(user: DirectoryUser, methods: Methods | GraphError) -> ExportRow:
+def _row(user: DirectoryUser, methods: Methods | GraphError, default: SignInPreferences | GraphError | None) -> ExportRow:
     if isinstance(methods, GraphError):
         return _unreadable(user.upn or user.id, user.id, f"couldn't read the user's phone methods: {methods.message}")
-    row = ExportRow(user=user.upn or user.id, object_id=user.id)
+    row = ExportRow(user=user.upn or user.id, object_id=user.id, default_method=_exported_default(default))
     masked = []
     for phone_type in PhoneType:
         method = methods.get(phone_type)
@@ -168,6 +175,16 @@ def _row(user: DirectoryUser, methods: Methods | GraphError) -> ExportRow:
     if masked:
         row.note = f"masked by Graph ({', '.join(masked)}): {MASKED_FIX}"
     return row
+
+
+def _exported_default(default: SignInPreferences | GraphError | None) -> str:
+    """The default a target tenant can take: a phone one or `system`. Push or OATH needs the
+    user to register that app there first, so it isn't carried (a blank leaves it alone)."""
+    if not isinstance(default, SignInPreferences):
+        return ""
+    if default.system_preferred:
+        return "system"
+    return default.preferred if default.preferred in DEFAULT_NEEDS else ""
 
 
 def _unreadable(user: str, object_id: str, why: str) -> ExportRow:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ._errors import InputError
 from ._files import require_regular_file
-from ._model import PhoneType, user_key
+from ._model import DEFAULT_METHOD, SETTINGS, SMS_SIGN_IN, PhoneType, user_key
 from ._normalize import normalize_region
 from ._text import clip, restore
 
@@ -53,11 +53,14 @@ _ALIASES = {
         "alternateauthenticationphone",
     },
     PhoneType.OFFICE.value: {"office", "officephone", "officenumber", "businessphone", "telephonenumber", "workphone"},
+    DEFAULT_METHOD: {"defaultmethod", "defaultsigninmethod", "defaultmfamethod", "preferredmethod"},
+    SMS_SIGN_IN: {"smssignin", "smssigninenabled"},
     # bulkphone export: the phone types it couldn't read (masked, or the user unreadable), and why
     "notExported": {"notexported"},
     "note": {"note"},
 }
 _PHONE_TYPE_NAMES = {t.value for t in PhoneType}
+_CELL_KINDS = [t.value for t in PhoneType] + list(SETTINGS)  # the wide shape's value columns, in report order
 _PHONE_TYPE_WORDS = {
     re.sub(r"[^a-z]", "", alias): phone_type
     for phone_type in PhoneType
@@ -87,7 +90,7 @@ def iter_input(path: str | Path, chunk_rows: int | None = None, identity: UserMa
         if "phoneType" in columns and "phoneNumber" in columns:
             tidy = _from_long(table, columns)
         else:
-            tidy = _from_wide(table, columns, [t for t in PhoneType if t.value in columns])
+            tidy = _from_wide(table, columns, [kind for kind in _CELL_KINDS if kind in columns])
         tidy["sourceUser"] = ""
         if identity is not None:
             _map_users(tidy, identity)
@@ -112,7 +115,7 @@ def _mark_garbled(tidy: pd.DataFrame, table: Table, columns: dict[str, int]) -> 
     the long shape) spoils the whole row; other columns don't matter."""
     if not table.row_problems and not table.cell_problems:
         return
-    types_at = {position: name for name, position in columns.items() if name in _PHONE_TYPE_NAMES}
+    types_at = {position: name for name, position in columns.items() if name in _CELL_KINDS}
     long_shape = "phoneType" in columns and "phoneNumber" in columns
     used = set(columns.values())
     for index, (row, phone_type) in enumerate(zip(tidy["row"], tidy["phoneType"])):
@@ -152,7 +155,7 @@ def _shape(path: Path, table: Table) -> dict[str, int]:
             f"Fix: name the column holding UPNs or object ids 'user' (or userPrincipalName, upn, objectId){other_sheets}.",
             settings=("sheet",) if table.sheets else (),
         )
-    if not ("phoneType" in columns and "phoneNumber" in columns) and not any(t.value in columns for t in PhoneType):
+    if not ("phoneType" in columns and "phoneNumber" in columns) and not any(kind in columns for kind in _CELL_KINDS):
         raise InputError(
             f"{path}: no phone columns (found: {_list(header)}). "
             "Fix: add columns mobile, alternateMobile and/or office (wide shape), "
@@ -525,7 +528,8 @@ def _blank_rows(frame: pd.DataFrame) -> pd.Series:
     return frame.apply(lambda column: column.str.strip() == "").all(axis=1)
 
 
-def _from_wide(table: Table, columns: dict[str, int], phone_types) -> pd.DataFrame:
+def _from_wide(table: Table, columns: dict[str, int], kinds: list[str]) -> pd.DataFrame:
+    """One tidy row per (input row, phone type or setting column)."""
     source = table.frame
     frame = pd.DataFrame(
         {
@@ -537,12 +541,12 @@ def _from_wide(table: Table, columns: dict[str, int], phone_types) -> pd.DataFra
         },
         index=source.index,
     )
-    for phone_type in phone_types:
-        frame[phone_type.value] = source[columns[phone_type.value]]
+    for kind in kinds:
+        frame[kind] = source[columns[kind]]
     frame = frame[~_blank_rows(source).to_numpy() | frame["row"].isin(_garbled_rows(table)).to_numpy()]
     tidy = frame.melt(
         id_vars=["row", "user", "region", "notExported", "note"],
-        value_vars=[t.value for t in phone_types],
+        value_vars=kinds,
         var_name="phoneType",
         value_name="raw",
     )
@@ -585,7 +589,7 @@ def _garbled_rows(table: Table) -> list[int]:
 def _type_order_key(column: pd.Series) -> pd.Series:
     if column.name != "phoneType":
         return column
-    order = {t.value: i for i, t in enumerate(PhoneType)}
+    order = {kind: i for i, kind in enumerate(_CELL_KINDS)}
     return column.map(lambda value: order.get(value, len(order)))
 
 

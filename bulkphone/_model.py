@@ -13,6 +13,10 @@ __all__ = [
     "SignInPreferences",
     "Status",
     "METHOD_IDS",
+    "DEFAULT_METHOD",
+    "DEFAULT_NEEDS",
+    "SETTINGS",
+    "SMS_SIGN_IN",
     "user_key",
 ]
 
@@ -72,6 +76,16 @@ class Status(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+# Per-user settings an input may give beside the numbers: a column each (wide shape), a report
+# row each, planned and applied like a number but never deleted (a blank leaves them alone).
+DEFAULT_METHOD = "defaultMethod"  # signInPreferences: the default sign-in method, or `system` (Entra chooses)
+SMS_SIGN_IN = "smsSignIn"  # enabled / disabled: SMS sign-in on the user's mobile
+SETTINGS = (DEFAULT_METHOD, SMS_SIGN_IN)
+# A default on a phone needs that phone after the run.
+DEFAULT_NEEDS = {"sms": PhoneType.MOBILE, "voiceMobile": PhoneType.MOBILE,
+                 "voiceAlternateMobile": PhoneType.ALTERNATE_MOBILE, "voiceOffice": PhoneType.OFFICE}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+from ._model import DEFAULT_METHOD, SMS_SIGN_IN
 from ._numbering import classify, national_number
 from ._text import clip
 
@@ -22,6 +23,7 @@ __all__ = [
     "is_masked",
     "normalize_number",
     "normalize_region",
+    "normalize_setting",
     "placeholder",
 ]
 
@@ -107,6 +109,25 @@ def canonical(value: str) -> str:
         return value
     result = normalize_number(value, "")
     return result.number or value
+
+
+_SETTING_VALUES = {
+    DEFAULT_METHOD: ("sms", "voiceMobile", "voiceAlternateMobile", "voiceOffice", "push", "oath", "system"),
+    SMS_SIGN_IN: ("enabled", "disabled"),
+}
+
+
+def normalize_setting(kind: str, raw: str) -> tuple[str, str]:
+    """(the value as Graph spells it, "") or ("", why not) for a defaultMethod or smsSignIn cell;
+    ("", "") for a blank one, which leaves the setting alone."""
+    text = " ".join(str(raw or "").split())
+    if not text:
+        return "", ""
+    allowed = _SETTING_VALUES[kind]
+    spelled = {value.lower(): value for value in allowed}.get(text.lower())
+    if spelled is None:
+        return "", f"{kind} {clip(text, 40)!r} isn't a value it takes: use one of {', '.join(allowed)} (or leave it empty)"
+    return spelled, ""
 
 
 def normalize_number(raw: str | None, region: str) -> Normalized:

@@ -32,7 +32,7 @@ from ._graph import Counters, GraphClient
 from ._ingest import read_users
 from ._journal import ExportJournal, Journal, ResumedRun, run_key
 from ._mapping import IdentityMap
-from ._model import Mode, user_key
+from ._model import DEFAULT_METHOD, SETTINGS, Mode, user_key
 from ._planner import Plan, UserState, build_plan, settle_cells
 from ._preflight import PreflightReport, preflight
 from ._retry import RetryPolicy
@@ -141,12 +141,16 @@ def connect_with(
                    max_concurrency=max_concurrency, allow_insecure_http=allow_insecure_http)
 
 
-async def read_current(client: GraphClient, users: Iterable[str]) -> dict[str, UserState]:
-    """Each user's phone methods as Graph holds them now, read in batches. 401/403 raise."""
+async def read_current(client: GraphClient, users: Iterable[str], *, defaults_of: Iterable[str] = ()) -> dict[str, UserState]:
+    """Each user's phone methods as Graph holds them now, read in batches, and the default
+    method of the users in `defaults_of` (beta signInPreferences). 401/403 raise."""
     spelled: dict[str, str] = {}
     for user in users:
         spelled.setdefault(user_key(user), user)
     answers = await client.read_phone_methods(list(spelled.values()))
+    wanted = {user_key(user) for user in defaults_of}
+    found = [user for key, user in spelled.items() if key in wanted and not isinstance(answers[user], GraphError)]
+    preferences = await client.read_sign_in_preferences(found) if found else {}
     current: dict[str, UserState] = {}
     for key, user in spelled.items():
         answer = answers[user]
@@ -155,7 +159,12 @@ async def read_current(client: GraphClient, users: Iterable[str]) -> dict[str, U
         elif isinstance(answer, GraphError):
             current[key] = UserState(error=f"couldn't read the user's current methods: {answer.message}")
         else:
-            current[key] = UserState(methods=answer)
+            default = preferences.get(user)
+            current[key] = UserState(
+                methods=answer,
+                preferences=None if isinstance(default, GraphError) else default,
+                preferences_error=f"couldn't read the user's default method: {default.message}" if isinstance(default, GraphError) else "",
+            )
     return current
 
 
@@ -245,7 +254,8 @@ async def apply_async(
             verified=journal.verified() if changed_only else None)
         if preflight_first:
             probe = next((item.user for item in the_plan.items if item.action.writes), None)
-            await preflight(connection.token, client, write=True, probe_user=probe)
+            settings = any(item.is_setting and item.action.writes for item in the_plan.items)
+            await preflight(connection.token, client, write=True, probe_user=probe, settings=settings)
         if limits is not None and resumed is None:
             check_safety(the_plan, limits)
         run_id = resumed.run_id if resumed else journal.begin(key, the_plan) if journal is not None else None
@@ -289,10 +299,13 @@ async def _plan(client: GraphClient, source, *, users: Users, default_region, mo
     cells = load_cells(source, users=users, default_region=default_region, identity=identity, sheet=sheet)
     cells = settle_cells(cells, Mode(mode), verified)
     wanted = [cell.user for cell in cells if not cell.error and not cell.excluded and not cell.unchanged]
+    defaults_of = [cell.user for cell in cells if cell.phone_type == DEFAULT_METHOD and cell.number and not cell.excluded
+                   and not cell.unchanged]
     if signin is not None:
-        await preflight(signin, client, write=write, probe_user=wanted[0] if wanted else None)
+        settings = any(cell.phone_type in SETTINGS and cell.number for cell in cells if not cell.excluded)
+        await preflight(signin, client, write=write, probe_user=wanted[0] if wanted else None, settings=settings)
     try:
-        current = await read_current(client, wanted)
+        current = await read_current(client, wanted, defaults_of=defaults_of)
     except ForbiddenError as exc:
         raise ForbiddenError(
             f"{exc.message}. Fix: grant the app UserAuthenticationMethod.Read.All (plan) or "

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, NamedTuple
 
-from ._model import Action, Mode, PhoneMethod, PhoneType, Status, user_key
+from ._model import DEFAULT_METHOD, DEFAULT_NEEDS, SETTINGS, SMS_SIGN_IN, Action, Mode, PhoneMethod, PhoneType, SignInPreferences, Status, user_key
 from ._normalize import canonical, is_masked
 
 __all__ = ["AWAITS_USER_NOTE", "Cell", "Plan", "PlanItem", "UserState", "build_plan", "execution_rank", "placeholder_note", "settle_cells"]
@@ -74,6 +74,8 @@ class UserState:
     methods: Mapping[PhoneType, PhoneMethod] = field(default_factory=dict)
     error: str = ""
     missing: bool = False  # Graph answered 404: a mistyped user, or a new one not replicated yet
+    preferences: SignInPreferences | None = None  # the default method, read when the input sets it
+    preferences_error: str = ""  # why the default method couldn't be read
 
     @property
     def found(self) -> bool:
@@ -107,6 +109,11 @@ class PlanItem:
     @property
     def type(self) -> PhoneType:
         return PhoneType(self.phone_type)
+
+    @property
+    def is_setting(self) -> bool:
+        """A defaultMethod or smsSignIn change, not a number."""
+        return self.phone_type in SETTINGS
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,7 @@ def settle_cells(cells: Iterable[Cell], mode: Mode, verified: Mapping[tuple[str,
 def _unchanged(cell: Cell, verified: Mapping[tuple[str, str], str], mode: Mode) -> Cell:
     if cell.error or cell.excluded or cell.unchanged:
         return cell
-    if cell.blank and mode is not Mode.SYNC:
+    if cell.blank and (mode is not Mode.SYNC or cell.phone_type in SETTINGS):
         return cell._replace(unchanged="unchanged: blank cell, nothing to do (--changed-only: not read)")
     if verified.get((user_key(cell.user), cell.phone_type)) == cell.number:
         return cell._replace(unchanged="unchanged since the last verified run (--changed-only: not read)")
@@ -192,25 +199,31 @@ def build_plan(cells: Iterable[Cell], current: Mapping[str, UserState], mode: Mo
             by_target[(user_key(cell.user), cell.phone_type)].append(index)
 
     per_user: dict[str, dict[PhoneType, int]] = defaultdict(dict)
+    settings: dict[str, dict[str, int]] = defaultdict(dict)
     for (key, phone_type), indexes in by_target.items():
         primary = _resolve_duplicates(cells, indexes, decided)
-        if primary is not None:
+        if primary is not None and phone_type in SETTINGS:
+            settings[key][phone_type] = primary
+        elif primary is not None:
             per_user[key][PhoneType(phone_type)] = primary
 
-    for key, targets in per_user.items():
+    for key in per_user.keys() | settings.keys():
+        targets, wanted = per_user.get(key, {}), settings.get(key, {})
         state = current.get(key)
         if state is None or not (state.found or state.missing):
             error = state.error if state is not None else "user's current methods were not read"
-            for index in targets.values():
+            for index in [*targets.values(), *wanted.values()]:
                 decided[index] = _item(cells[index], Action.SKIP, error=error)
             continue
         items = {t: _decide(cells[i], state.methods.get(t), mode) for t, i in targets.items()}
         items = _enforce_alternate_needs_mobile(items, state)
+        kept = {t for t in PhoneType if _has_after(t, items, state)}
+        items.update({kind: _decide_setting(cells[i], state, kept) for kind, i in wanted.items()})
         if state.missing:
             items = {t: replace(item, awaits_user=True, note=AWAITS_USER_NOTE) if item.action is not Action.SKIP else item
                      for t, item in items.items()}
-        for phone_type, index in targets.items():
-            decided[index] = items[phone_type]
+        for target, index in [*targets.items(), *wanted.items()]:
+            decided[index] = items[target]
 
     ordered = sorted(decided.items(), key=lambda pair: (cells[pair[0]].row, _type_rank(cells[pair[0]].phone_type)))
     return Plan(mode=mode, items=tuple(item for _, item in ordered))
@@ -258,12 +271,50 @@ def _decide(cell: Cell, current: PhoneMethod | None, mode: Mode) -> PlanItem:
     return replace(item, action=Action.UPDATE)
 
 
+def _has_after(phone_type: PhoneType, items: Mapping[PhoneType, PlanItem], state: UserState) -> bool:
+    """Whether the user has this phone once the plan is carried out."""
+    item = items.get(phone_type)
+    if item is None or item.action in (Action.NOOP, Action.SKIP):
+        return phone_type in state.methods
+    return item.action is not Action.DELETE
+
+
+def _decide_setting(cell: Cell, state: UserState, kept: set[PhoneType]) -> PlanItem:
+    """A defaultMethod or smsSignIn cell against what Graph holds and the phones the user keeps.
+    A blank one leaves the setting alone, in every mode."""
+    if cell.phone_type == DEFAULT_METHOD:
+        current = _default_now(state.preferences)
+        if cell.blank:
+            return _item(cell, Action.NOOP, current=current, note="blank cell: left as it is")
+        if state.preferences is None and not state.missing:
+            return _item(cell, Action.SKIP, error=state.preferences_error or "the user's default method was not read")
+        needs = DEFAULT_NEEDS.get(cell.number)
+        if needs is not None and needs not in kept:
+            return _item(cell, Action.SKIP, current=current, error=(
+                f"defaultMethod {cell.number} needs {_a(needs.value)} number, and the user has none after this run: "
+                f"give {_a(needs.value)} number in this row, or another default"))
+        return _item(cell, Action.NOOP if current == cell.number else Action.UPDATE, current=current)
+    mobile = state.methods.get(PhoneType.MOBILE)
+    current = "enabled" if mobile is not None and mobile.sms_sign_in_state == "ready" else "disabled"
+    if cell.blank:
+        return _item(cell, Action.NOOP, current=current, note="blank cell: left as it is")
+    if cell.number == "enabled" and PhoneType.MOBILE not in kept:
+        return _item(cell, Action.SKIP, current=current, error=(
+            "smsSignIn enabled needs a mobile number, and the user has none after this run: give a mobile number in this row"))
+    if cell.number == "disabled" and PhoneType.MOBILE not in kept:
+        return _item(cell, Action.NOOP, current=current, note="no mobile after this run: SMS sign-in is off")
+    return _item(cell, Action.NOOP if current == cell.number else Action.UPDATE, current=current)
+
+
+def _default_now(preferences: SignInPreferences | None) -> str:
+    if preferences is None:
+        return ""
+    return "system" if preferences.system_preferred else preferences.preferred
+
+
 def _enforce_alternate_needs_mobile(items: dict[PhoneType, PlanItem], state: UserState) -> dict[PhoneType, PlanItem]:
     def has_after(phone_type: PhoneType) -> bool:
-        item = items.get(phone_type)
-        if item is None or item.action in (Action.NOOP, Action.SKIP):
-            return phone_type in state.methods
-        return item.action is not Action.DELETE
+        return _has_after(phone_type, items, state)
 
     if not has_after(PhoneType.ALTERNATE_MOBILE) or has_after(PhoneType.MOBILE):
         return items
@@ -297,15 +348,25 @@ def _rows(cells: list[Cell], indexes: list[int]) -> str:
     return ", ".join(rows[:-1]) + " and " + rows[-1]
 
 
+_REPORT_ORDER = [t.value for t in _CREATE_ORDER] + list(SETTINGS)
+
+
 def _type_rank(phone_type: str) -> int:
-    try:
-        return _CREATE_ORDER.index(PhoneType(phone_type))
-    except ValueError:
-        return len(_CREATE_ORDER)
+    return _REPORT_ORDER.index(phone_type) if phone_type in _REPORT_ORDER else len(_REPORT_ORDER)
 
 
 def execution_rank(item: PlanItem) -> tuple[int, int]:
-    """Where a change goes in its user's sequence: creates and updates, then deletes, in Graph's order."""
+    """Where a change goes in its user's sequence: numbers created and updated, then the default
+    method (so it can point at a number made in this run, and move off one about to go), then
+    SMS sign-in, then deletes, in Graph's order."""
+    if item.phone_type == DEFAULT_METHOD:
+        return (1, 0)
+    if item.phone_type == SMS_SIGN_IN:
+        return (2, 0)
     if item.action is Action.DELETE:
-        return (1, _DELETE_ORDER.index(item.type))
+        return (3, _DELETE_ORDER.index(item.type))
     return (0, _CREATE_ORDER.index(item.type))
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"

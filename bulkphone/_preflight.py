@@ -14,6 +14,8 @@ from ._normalize import is_masked
 __all__ = ["PreflightReport", "READ_PERMISSIONS", "WRITE_PERMISSIONS", "preflight"]
 
 WRITE_PERMISSIONS = ("UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All")
+# The default method (signInPreferences) is about every kind of method: the phone-only permission doesn't reach it.
+SETTINGS_WRITE_PERMISSIONS = ("UserAuthenticationMethod.ReadWrite.All",)
 READ_PERMISSIONS = ("UserAuthenticationMethod.Read.All",) + WRITE_PERMISSIONS
 
 _GRANT_APP = (
@@ -39,12 +41,14 @@ class PreflightReport:
 
 
 async def preflight(
-    token_provider: TokenProvider, client: GraphClient, *, write: bool, probe_user: str | None = None
+    token_provider: TokenProvider, client: GraphClient, *, write: bool, probe_user: str | None = None,
+    settings: bool = False,
 ) -> PreflightReport:
-    """Raise PreflightError (or AuthError) if this sign-in can't do the run; else say what was checked."""
+    """Raise PreflightError (or AuthError) if this sign-in can't do the run; else say what was
+    checked. `settings`: the run changes default methods or SMS sign-in."""
     token = token_provider.token()
     claims = decode_claims(token)
-    needed = WRITE_PERMISSIONS if write else READ_PERMISSIONS
+    needed = (SETTINGS_WRITE_PERMISSIONS if settings else WRITE_PERMISSIONS) if write else READ_PERMISSIONS
     if not claims:
         report = PreflightReport(kind="opaque")
         report.notes.append("the token isn't a JWT, so its permissions can't be read before the run")
@@ -57,7 +61,8 @@ async def preflight(
             how = (_GRANT_DELEGATED if delegated else _GRANT_APP).format(app=app, permission=needed[0])
             raise PreflightError(
                 f"the {report.kind} token grants {', '.join(granted) or 'no permissions'}, none of "
-                f"{' or '.join(needed)}, which {'apply' if write else 'plan'} needs. Fix: {how}."
+                f"{' or '.join(needed)}, which {'apply' if write else 'plan'} needs"
+                f"{' for the defaultMethod and smsSignIn columns' if write and settings else ''}. Fix: {how}."
             )
         if delegated:
             report.notes.append(

@@ -117,7 +117,7 @@ def test_default_method_delete_is_reported_not_looped(tenant, connection, write_
     result = bulkphone.apply(path, connection=connection, mode="sync")
     outcome = result.outcomes[(2, "mobile")]
     assert outcome.status is Status.FAILED
-    assert "default sign-in method" in outcome.error and "change the user's default method first" in outcome.error
+    assert "default sign-in method" in outcome.error and "give the user another default in the defaultMethod column" in outcome.error
     assert outcome.http_status == 400 and outcome.request_id
     assert sum(1 for r in tenant.requests if r[0] == "DELETE") == 1
     assert tenant.state()[ANN] == {"mobile": "+1 4255550100", "office": "+1 4255550199"}

@@ -176,6 +176,22 @@ def test_read_permission_is_enough_to_plan_but_not_to_apply(authority, graph, so
     assert tenant.writes == []
 
 
+def test_the_phone_only_permission_can_set_numbers_but_not_the_default_method(authority, graph, tmp_path):
+    tenant, url = graph
+    authority.roles = ["UserAuthMethod-Phone.ReadWrite.All"]
+    env = {"BULKPHONE_CLIENT_SECRET": authority.secret}
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text(f"user,mobile\n{ANN},+1 425 555 0100\n")
+    with_default = tmp_path / "default.csv"
+    with_default.write_text(f"user,mobile,defaultMethod\n{ANN},+1 425 555 0100,sms\n")
+    refused = invoke("apply", with_default, tmp_path, url, authority, env=env)
+    assert refused.exit_code == 2, refused.output
+    assert ("none of UserAuthenticationMethod.ReadWrite.All, which apply needs for the defaultMethod and smsSignIn "
+            "columns") in refused.output
+    assert tenant.writes == []
+    assert invoke("apply", numbers, tmp_path / "r2", url, authority, env=env).exit_code == 0
+
+
 def test_a_token_that_expires_mid_run_is_renewed(authority, graph, tmp_path):
     tenant, url = graph
     users = [f"user{i}@contoso.com" for i in range(30)]

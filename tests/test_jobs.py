@@ -102,11 +102,11 @@ def test_run_is_a_dry_run_unless_asked_to_apply(sim_job, tmp_path):
 
     applied = runner.invoke(main, ["run", str(job), "--apply"], env=env)
     assert applied.exit_code == 1, applied.output
-    assert len(tenant.writes) == 15
+    assert len(tenant.writes) == 17  # 15 numbers, a default method and an SMS sign-in
     assert (tmp_path / "reports" / "results.csv").exists() and (tmp_path / "reports" / "results.html").exists()
 
     again = runner.invoke(main, ["run", str(job), "--apply"], env=env)
-    assert again.exit_code == 1 and len(tenant.writes) == 15
+    assert again.exit_code == 1 and len(tenant.writes) == 17
 
 
 def test_a_job_is_told_the_secret_variable_it_names(tmp_path):

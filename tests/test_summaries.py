@@ -45,7 +45,7 @@ def applied(tmp_path_factory):
 
 def test_summary_numbers_equal_the_csv(applied):
     rows, summary, _ = applied
-    assert summary["rows"] == len(rows) == 54
+    assert summary["rows"] == len(rows) == 90  # 18 input rows, 5 cells each (3 numbers, 2 settings)
     assert summary["actions"] == dict(Counter(r["action"] for r in rows))
     assert summary["statuses"] == dict(Counter(r["status"] for r in rows))
     errors = Counter(r["error"] for r in rows if r["error"])
@@ -59,7 +59,7 @@ def test_html_is_self_contained(applied):
     _, _, page = applied
     text = page.read_text(encoding="utf-8")
     assert "<script" not in text and "http://" not in text.replace("http://127.0.0.1", "") and "https://" not in text
-    assert 'id="total-ok">ok<b>44</b>' in text
+    assert 'id="total-ok">ok<b>76</b>' in text
 
 
 def browser():
