@@ -26,8 +26,9 @@ from ._model import PhoneMethod, PhoneType, SignInPreferences
 from ._retry import RetryPolicy
 from ._throttle import RateLimiter
 
-__all__ = ["BATCH_SIZE", "Counters", "DirectoryUser", "GraphClient", "Methods"]
+__all__ = ["BATCH_SIZE", "Counters", "DirectoryGroup", "DirectoryUser", "GraphClient", "GroupMember", "Methods"]
 
+MEMBER_FIELDS = "id,userPrincipalName,mobilePhone,businessPhones,usageLocation"
 BATCH_SIZE = 20  # Graph's limit on requests in one $batch
 _TRANSIENT_STATUS = {500, 502, 503, 504}
 
@@ -39,6 +40,23 @@ T = TypeVar("T")
 class DirectoryUser:
     id: str
     upn: str
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """A user found through a group, with the directory attributes that can feed an input."""
+
+    id: str
+    upn: str
+    mobile_phone: str = ""
+    business_phones: tuple[str, ...] = ()
+    usage_location: str = ""
+
+
+@dataclass(frozen=True)
+class DirectoryGroup:
+    id: str
+    display_name: str
 
 
 @dataclass
@@ -108,6 +126,22 @@ class GraphClient:
         body = await self._read(link or f"/users?$select=id,userPrincipalName&$top={page_size}")
         users = [DirectoryUser(str(entry.get("id", "")), str(entry.get("userPrincipalName") or "")) for entry in body.get("value", [])]
         return users, body.get("@odata.nextLink") or None
+
+    async def find_groups(self, display_name: str) -> list[DirectoryGroup]:
+        """The groups whose display name is exactly `display_name` (none, one, or several)."""
+        escaped = display_name.replace("'", "''")  # OData doubles a quote inside a string
+        condition = quote(f"displayName eq '{escaped}'", safe="")
+        body = await self._read(f"/groups?$filter={condition}&$select=id,displayName")
+        return [DirectoryGroup(str(entry.get("id", "")), str(entry.get("displayName") or "")) for entry in body.get("value", [])]
+
+    async def list_group_members_page(self, group_id: str, link: str | None = None,
+                                      page_size: int = 999) -> tuple[list[GroupMember], str | None]:
+        """One page of the group's transitive user members (nested groups included, other
+        objects left out by the cast), with their phone attributes, and the next page's link."""
+        first = (f"/groups/{quote(group_id, safe='')}/transitiveMembers/microsoft.graph.user"
+                 f"?$select={MEMBER_FIELDS}&$top={page_size}")
+        body = await self._read(link or first)
+        return [_member(entry) for entry in body.get("value", [])], body.get("@odata.nextLink") or None
 
     async def read_phone_methods(self, users: list[str]) -> dict[str, Methods | GraphError]:
         """Many users' methods through $batch (see _read_many)."""
@@ -350,3 +384,9 @@ def _method(data: dict) -> PhoneMethod | None:
 def _preferences(body: dict) -> SignInPreferences:
     return SignInPreferences(str(body.get("userPreferredMethodForSecondaryAuthentication") or ""),
                              bool(body.get("isSystemPreferredAuthenticationMethodEnabled")))
+
+
+def _member(entry: dict) -> GroupMember:
+    return GroupMember(str(entry.get("id", "")), str(entry.get("userPrincipalName") or ""),
+                       str(entry.get("mobilePhone") or ""), tuple(str(n) for n in entry.get("businessPhones") or ()),
+                       str(entry.get("usageLocation") or ""))

@@ -14,7 +14,7 @@ from bulkphone._clock import FakeClock
 from bulkphone._graph import GraphClient
 from bulkphone._model import PhoneType, SignInPreferences
 from bulkphone._retry import RetryPolicy
-from bulkphone.sim import APP_TOKEN, SimTenant, SimTransport
+from bulkphone.sim import APP_TOKEN, Principal, SimTenant, SimTransport
 
 CASES = json.loads((Path(__file__).parent / "contract" / "phone_methods.json").read_text(encoding="utf-8"))["cases"]
 GRAPH = "https://graph.test"
@@ -34,8 +34,12 @@ def test_the_simulated_tenant_answers_as_documented(case):
     tenant = SimTenant()
     for upn, methods in case["given"].items():
         tenant.add_user(upn, methods, default_method=case.get("default", {}).get(upn, ""),
-                        sms_policy=upn not in case.get("sms_policy_off", []))
+                        sms_policy=upn not in case.get("sms_policy_off", []), **case.get("attributes", {}).get(upn, {}))
+    by_upn = {user.upn: user for user in tenant.users.values()}
+    for group in case.get("groups", []):
+        tenant.add_group(group["displayName"], [by_upn.get(member, member) for member in group["members"]], id=group["id"])
     request = case["request"]
+    tenant.tokens[APP_TOKEN] = Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All", "GroupMember.Read.All"}))
     with httpx.Client(transport=SimTransport(tenant), headers={"Authorization": f"Bearer {APP_TOKEN}"}) as http:
         response = http.request(request["method"], GRAPH + request["url"], json=request.get("body"))
     expected = case["response"]
@@ -76,7 +80,12 @@ def test_graph_client_sends_the_documented_request_and_reads_the_answer(case):
             asyncio.run(go())
     else:
         result = asyncio.run(go())
-        if call["returns"] is None:
+        if "returns_groups" in call:
+            assert [[group.id, group.display_name] for group in result] == call["returns_groups"]
+        elif "returns_members" in call:
+            members, _ = result
+            assert [[m.upn, m.mobile_phone, m.usage_location] for m in members] == call["returns_members"]
+        elif call["returns"] is None:
             assert result is None
         elif isinstance(result, SignInPreferences):
             assert {"preferred": result.preferred, "system_preferred": result.system_preferred} == call["returns"]

@@ -233,3 +233,45 @@ def test_the_phone_only_permission_cant_set_the_default(tenant, clock):
     with pytest.raises(ForbiddenError):
         asyncio.run(go())
     assert tenant.writes == []
+
+
+def test_a_group_is_found_by_its_exact_name_and_its_nested_user_members_listed_in_pages(tenant, clock):
+    from conftest import make_connection
+
+    tenant.tokens["directory"] = Principal(frozenset({"UserAuthenticationMethod.Read.All", "User.Read.All",
+                                                      "GroupMember.Read.All"}))
+    people = [tenant.add_user(f"user{i}@contoso.com", mobile_phone=f"07911 1234{i:02d}", usage_location="GB")
+              for i in range(5)]
+    ring = tenant.add_group("Pilot ring 2", [people[3], people[4], "a-device-id"])
+    tenant.add_group("New hires", [people[0], people[1], ring, people[1]])
+    tenant.add_group("It's ambiguous", [people[2]])
+    tenant.add_group("It's ambiguous", [])
+    people[0].business_phones = ["+44 20 7946 0001"]
+
+    async def go():
+        async with make_connection(tenant, clock, token="directory").open() as client:
+            found = await client.find_groups("New hires")
+            twins = await client.find_groups("It's ambiguous")
+            members, link = await client.list_group_members_page(found[0].id, page_size=3)
+            rest, end = await client.list_group_members_page(found[0].id, link)
+            return found, twins, members + rest, link, end
+
+    found, twins, members, link, end = asyncio.run(go())
+    assert [group.display_name for group in found] == ["New hires"] and len(twins) == 2
+    assert sorted(member.upn for member in members) == [f"user{i}@contoso.com" for i in (0, 1, 3, 4)]  # each once; no device
+    assert link and end is None
+    first = next(member for member in members if member.upn == "user0@contoso.com")
+    assert (first.mobile_phone, first.business_phones, first.usage_location) == ("07911 123400", ("+44 20 7946 0001",), "GB")
+
+
+def test_listing_a_group_without_group_permission_is_refused(tenant, clock):
+    from conftest import make_connection
+
+    group = tenant.add_group("New hires", [tenant.add_user("ann@contoso.com")])
+
+    async def go():
+        async with make_connection(tenant, clock).open() as client:
+            await client.list_group_members_page(group.id)
+
+    with pytest.raises(ForbiddenError):
+        asyncio.run(go())

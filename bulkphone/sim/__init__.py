@@ -1,6 +1,6 @@
 """The simulated Graph tenant used by `bulkphone demo` and by the tests."""
 
-from .tenant import APP_TOKEN, DROP_AFTER, DROP_BEFORE, Faults, Principal, SimResponse, SimTenant, SimUser
+from .tenant import APP_TOKEN, DROP_AFTER, DROP_BEFORE, Faults, Principal, SimGroup, SimResponse, SimTenant, SimUser
 from .transport import SimTransport, serve
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "DROP_BEFORE",
     "Faults",
     "Principal",
+    "SimGroup",
     "SimResponse",
     "SimTenant",
     "SimTransport",

@@ -45,6 +45,8 @@ READ_PERMISSIONS = {
     "UserAuthenticationMethod.ReadWrite.All",
     "UserAuthMethod-Phone.ReadWrite.All",
 }
+GROUP_READ_PERMISSIONS = {"GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All",
+                          "Directory.ReadWrite.All"}
 DIRECTORY_READ_PERMISSIONS = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 WRITE_PERMISSIONS = {"UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All"}
 # signInPreferences is about every kind of method: the phone-only permission doesn't reach it.
@@ -89,7 +91,18 @@ class SimUser:
     other_methods: list[str] = field(default_factory=list)  # methods that aren't phones (e.g. "microsoftAuthenticator")
     system_preferred: bool = False  # isSystemPreferredAuthenticationMethodEnabled
     sms_policy: bool = True  # the authentication methods policy enables the user for SMS sign-in
+    # The user's own directory attributes (synced from HR or on-premises AD), not sign-in methods.
+    mobile_phone: str = ""
+    business_phones: list[str] = field(default_factory=list)
+    usage_location: str = ""
     visible_from: float = 0.0  # tenant clock time before which Graph answers 404 (directory replication)
+
+
+@dataclass
+class SimGroup:
+    id: str
+    display_name: str
+    members: list[str] = field(default_factory=list)  # object ids: users, groups, or other objects (devices)
 
 
 @dataclass
@@ -210,6 +223,7 @@ class SimTenant:
             APP_TOKEN: Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All"}))
         }
         self.users: dict[str, SimUser] = {}  # by lower-case object id
+        self.groups: dict[str, SimGroup] = {}  # by lower-case object id
         self._by_upn: dict[str, SimUser] = {}  # Graph finds a user by UPN as fast as by id
         self.writes: list[dict] = []  # every write that changed the tenant, in order
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status or drop)
@@ -242,6 +256,14 @@ class SimTenant:
         visible_from = self.clock.now() + replicating_for if replicating_for else 0.0
         return self.add(SimUser(id=kwargs.pop("id", str(uuid.uuid4())), upn=upn, methods=dict(methods or {}),
                                 visible_from=visible_from, **kwargs))
+
+    def add_group(self, display_name: str, members: list[SimUser | SimGroup | str] = (), **kwargs) -> SimGroup:
+        """A group; members are users, groups (nested) or bare ids of other objects (devices)."""
+        ids = [member if isinstance(member, str) else member.id for member in members]
+        group = SimGroup(id=kwargs.pop("id", str(uuid.uuid4())), display_name=display_name, members=ids, **kwargs)
+        with self._lock:
+            self.groups[group.id.lower()] = group
+        return group
 
     def remove_user(self, user: str) -> None:
         """Delete a user (by UPN or id), as an admin might between a plan and its apply."""
@@ -299,6 +321,8 @@ class SimTenant:
             return self._batch(version, headers, body, origin)
         if rest == "users" and method == "GET":
             return self._list_users(version, principal, parse_qs(query), origin)
+        if rest.startswith("groups") and method == "GET":
+            return self._groups(version, rest, principal, parse_qs(query), origin)
         parts = [unquote(p) for p in rest.split("/")]
         if len(parts) < 2 or parts[0] != "users":
             return _error(400, "BadRequest", f"Resource not found for the segment {parts[0]!r}.")
@@ -588,6 +612,55 @@ class SimTenant:
             body["@odata.nextLink"] = f"{origin}/{version}/users?$select=id,userPrincipalName&$top={top}&$skiptoken={skip + top}"
         return SimResponse(200, body)
 
+    def _groups(self, version: str, rest: str, principal: Principal, query: dict[str, list[str]], origin: str) -> SimResponse:
+        """GET /groups?$filter=displayName eq '...' and GET /groups/{id}/transitiveMembers/microsoft.graph.user
+        (members of nested groups included, each once; only users, through the cast; paged)."""
+        if not principal.permissions & GROUP_READ_PERMISSIONS:
+            return _forbidden()
+        fault = self._roll_fault("GET", False) or self._throttle(False)
+        if fault is not None:
+            return fault
+        parts = [unquote(part) for part in rest.split("/")]
+        if parts == ["groups"]:
+            wanted = re.fullmatch(r"displayName eq '((?:[^']|'')*)'", query.get("$filter", [""])[0])
+            if wanted is None:
+                return _error(400, "BadRequest", "Only $filter=displayName eq '...' is supported here.")
+            name = wanted.group(1).replace("''", "'")
+            found = [g for g in self.groups.values() if g.display_name == name]
+            return SimResponse(200, {"value": [{"id": g.id, "displayName": g.display_name} for g in found]})
+        if len(parts) != 4 or parts[2:] != ["transitiveMembers", "microsoft.graph.user"]:
+            return _error(400, "BadRequest", f"Resource not found for the segment {parts[-1]!r}.")
+        group = self.groups.get(parts[1].lower())
+        if group is None:
+            return _error(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist or one of its queried reference-property objects are not present.")
+        try:
+            top = min(int(query.get("$top", ["100"])[0]), 999)
+            skip = int(query.get("$skiptoken", ["0"])[0])
+        except ValueError:
+            return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
+        members = self._transitive_users(group)
+        selected = query.get("$select", ["id,userPrincipalName"])[0].split(",")
+        body: dict = {"value": [_user_json(user, selected) for user in members[skip: skip + top]]}
+        if skip + top < len(members):
+            body["@odata.nextLink"] = (f"{origin}/{version}/groups/{group.id}/transitiveMembers/microsoft.graph.user"
+                                       f"?$select={','.join(selected)}&$top={top}&$skiptoken={skip + top}")
+        return SimResponse(200, body)
+
+    def _transitive_users(self, group: SimGroup) -> list[SimUser]:
+        users: dict[str, SimUser] = {}
+        seen, todo = set(), [group]
+        while todo:
+            current = todo.pop()
+            if current.id in seen:
+                continue
+            seen.add(current.id)
+            for member in current.members:
+                if member.lower() in self.users:
+                    users.setdefault(member.lower(), self.users[member.lower()])
+                elif member.lower() in self.groups:
+                    todo.append(self.groups[member.lower()])
+        return list(users.values())
+
     def _batch(self, version: str, headers: dict[str, str], body: bytes, origin: str = "") -> SimResponse:
         try:
             requests = json.loads(body or b"{}")["requests"]
@@ -675,3 +748,10 @@ def _preferred(default_method: str) -> str:
 def _default_type(default_method: str) -> str:
     """The method a default is on: sms and voiceMobile are on the mobile, and so on."""
     return PREFERRED_METHODS.get(default_method, default_method)
+
+
+def _user_json(user: SimUser, selected: list[str]) -> dict:
+    """A user object with the properties $select asks for (Graph always adds the id)."""
+    everything = {"id": user.id, "userPrincipalName": user.upn, "mobilePhone": user.mobile_phone or None,
+                  "businessPhones": list(user.business_phones), "usageLocation": user.usage_location or None}
+    return {name: everything[name] for name in ["id", *selected] if name in everything}
