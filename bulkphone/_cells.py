@@ -22,6 +22,7 @@ __all__ = ["CHUNK_ROWS", "Users", "cell_fields", "input_defaults", "load_cells"]
 
 _CANT_SMS = {"fixed_line", "toll_free", "premium_rate", "shared_cost", "uan", "voicemail", "personal_number"}
 Users = str | Path | dict[str, str] | None
+NOT_IN_USERS_FILE = "not in the users file: left out of this run"
 CHUNK_ROWS = 100_000  # input rows read at a time: memory stays flat however big the file
 
 
@@ -70,7 +71,7 @@ def cell_fields(
         key = user_key(user)
         excluded = number = number_region = number_type = warning = placeholder = ""
         if known_users is not None and key not in known_users:
-            excluded = "" if error else "not in the users file: left out of this run"
+            excluded = "" if error else NOT_IN_USERS_FILE
             region = written
         elif error:
             region = written
@@ -93,7 +94,7 @@ def _setting_fields(row, user, source_user, kind, raw, written, error, known_use
     """A defaultMethod or smsSignIn cell as Cell's fields: its value as Graph spells it, or why not."""
     excluded = ""
     if known_users is not None and user_key(user) not in known_users:
-        excluded = "" if error else "not in the users file: left out of this run"
+        excluded = "" if error else NOT_IN_USERS_FILE
     value = ""
     if not error and not excluded:
         value, error = normalize_setting(kind, raw)

@@ -38,14 +38,13 @@ from ._errors import (
 )
 from ._graph import GraphClient, Methods
 from ._logs import event
-from ._model import DEFAULT_METHOD, SMS_SIGN_IN, Action, PhoneMethod, PhoneType, Status
+from ._model import DEFAULT_METHOD, SMS_READY, SMS_SIGN_IN, Action, PhoneMethod, PhoneType, Status
 from ._normalize import canonical
 from ._planner import Plan, PlanItem, execution_rank
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_WAIT_FOR_NEW_USERS", "INTERRUPTED", "Outcome", "Progress", "Recorder", "RunResult", "execute"]
 
 NOT_UNIQUE = "phoneNumberNotUnique"
-SMS_READY = "ready"  # smsSignInState when SMS sign-in is on
 NOT_UNIQUE_WARNING = "phoneNumberNotUnique: another user has this mobile number, so it can't be used for SMS sign-in"
 INTERRUPTED = "interrupted"
 GRANT_WRITE = (
@@ -476,8 +475,7 @@ async def _read_back(item: PlanItem, client: GraphClient) -> tuple[_Verdict, str
     request): whether it is done, still to do, or overtaken, and the method it concerns."""
     if item.phone_type == DEFAULT_METHOD:
         preferences = await client.get_sign_in_preferences(item.user, retry=False)
-        now = "system" if preferences.system_preferred else preferences.preferred
-        return (_Verdict.DONE if now == item.number else _Verdict.AGAIN), "", None
+        return (_Verdict.DONE if preferences.default == item.number else _Verdict.AGAIN), "", None
     methods = await client.list_phone_methods(item.user, retry=False)
     if item.phone_type == SMS_SIGN_IN:
         mobile = methods.get(PhoneType.MOBILE)

@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 from ._errors import ForbiddenError, GraphError, NotFoundError, PreflightError
 from ._graph import DirectoryUser, GraphClient, Methods
 from ._journal import ExportJournal, ExportProgress
-from ._model import DEFAULT_NEEDS, PhoneType, SignInPreferences
+from ._model import DEFAULT_NEEDS, SMS_READY, PhoneType, SignInPreferences
 from ._normalize import is_masked
 
 __all__ = ["EXPORT_COLUMNS", "ExportResult", "ExportRow", "export_users"]
@@ -56,7 +56,7 @@ class ExportRow:
             "note": self.note,
             "defaultMethod": self.default_method,
             # What apply sets: on for a mobile that has it, off for one that hasn't; nothing without a mobile.
-            "smsSignIn": ("enabled" if self.sms_sign_in_state == "ready" else "disabled") if "mobile" in self.numbers else "",
+            "smsSignIn": ("enabled" if self.sms_sign_in_state == SMS_READY else "disabled") if "mobile" in self.numbers else "",
         }
 
 
@@ -182,9 +182,7 @@ def _exported_default(default: SignInPreferences | GraphError | None) -> str:
     user to register that app there first, so it isn't carried (a blank leaves it alone)."""
     if not isinstance(default, SignInPreferences):
         return ""
-    if default.system_preferred:
-        return "system"
-    return default.preferred if default.preferred in DEFAULT_NEEDS else ""
+    return default.default if default.system_preferred or default.preferred in DEFAULT_NEEDS else ""
 
 
 def _unreadable(user: str, object_id: str, why: str) -> ExportRow:

@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_METHOD",
     "DEFAULT_NEEDS",
     "SETTINGS",
+    "SMS_READY",
     "SMS_SIGN_IN",
     "user_key",
 ]
@@ -83,6 +84,7 @@ class Status(str, enum.Enum):
 DEFAULT_METHOD = "defaultMethod"  # signInPreferences: the default sign-in method, or `system` (Entra chooses)
 SMS_SIGN_IN = "smsSignIn"  # enabled / disabled: SMS sign-in on the user's mobile
 SETTINGS = (DEFAULT_METHOD, SMS_SIGN_IN)
+SMS_READY = "ready"  # a mobile's smsSignInState when SMS sign-in is on
 # A default on a phone needs that phone after the run.
 DEFAULT_NEEDS = {"sms": PhoneType.MOBILE, "voiceMobile": PhoneType.MOBILE,
                  "voiceAlternateMobile": PhoneType.ALTERNATE_MOBILE, "voiceOffice": PhoneType.OFFICE}
@@ -103,6 +105,11 @@ class SignInPreferences:
 
     preferred: str = ""  # userPreferredMethodForSecondaryAuthentication: sms, voiceMobile, voiceOffice, push, ...; "" if none
     system_preferred: bool = False  # isSystemPreferredAuthenticationMethodEnabled: Entra chooses
+
+    @property
+    def default(self) -> str:
+        """The default as a defaultMethod cell writes it: `system` when Entra chooses."""
+        return "system" if self.system_preferred else self.preferred
 
 
 def user_key(user: str) -> str:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, NamedTuple
 
-from ._model import DEFAULT_METHOD, DEFAULT_NEEDS, SETTINGS, SMS_SIGN_IN, Action, Mode, PhoneMethod, PhoneType, SignInPreferences, Status, user_key
+from ._model import DEFAULT_METHOD, DEFAULT_NEEDS, SETTINGS, SMS_READY, SMS_SIGN_IN, Action, Mode, PhoneMethod, PhoneType, SignInPreferences, Status, user_key
 from ._normalize import canonical, is_masked
 
 __all__ = ["AWAITS_USER_NOTE", "Cell", "Plan", "PlanItem", "UserState", "build_plan", "execution_rank", "placeholder_note", "settle_cells"]
@@ -283,7 +283,7 @@ def _decide_setting(cell: Cell, state: UserState, kept: set[PhoneType]) -> PlanI
     """A defaultMethod or smsSignIn cell against what Graph holds and the phones the user keeps.
     A blank one leaves the setting alone, in every mode."""
     if cell.phone_type == DEFAULT_METHOD:
-        current = _default_now(state.preferences)
+        current = state.preferences.default if state.preferences is not None else ""
         if cell.blank:
             return _item(cell, Action.NOOP, current=current, note="blank cell: left as it is")
         if state.preferences is None and not state.missing:
@@ -295,7 +295,7 @@ def _decide_setting(cell: Cell, state: UserState, kept: set[PhoneType]) -> PlanI
                 f"give {_a(needs.value)} number in this row, or another default"))
         return _item(cell, Action.NOOP if current == cell.number else Action.UPDATE, current=current)
     mobile = state.methods.get(PhoneType.MOBILE)
-    current = "enabled" if mobile is not None and mobile.sms_sign_in_state == "ready" else "disabled"
+    current = "enabled" if mobile is not None and mobile.sms_sign_in_state == SMS_READY else "disabled"
     if cell.blank:
         return _item(cell, Action.NOOP, current=current, note="blank cell: left as it is")
     if cell.number == "enabled" and PhoneType.MOBILE not in kept:
@@ -304,12 +304,6 @@ def _decide_setting(cell: Cell, state: UserState, kept: set[PhoneType]) -> PlanI
     if cell.number == "disabled" and PhoneType.MOBILE not in kept:
         return _item(cell, Action.NOOP, current=current, note="no mobile after this run: SMS sign-in is off")
     return _item(cell, Action.NOOP if current == cell.number else Action.UPDATE, current=current)
-
-
-def _default_now(preferences: SignInPreferences | None) -> str:
-    if preferences is None:
-        return ""
-    return "system" if preferences.system_preferred else preferences.preferred
 
 
 def _enforce_alternate_needs_mobile(items: dict[PhoneType, PlanItem], state: UserState) -> dict[PhoneType, PlanItem]:
