@@ -3,6 +3,8 @@
     import bulkphone
     connection = bulkphone.connect_with(bulkphone.AuthSettings(tenant_id=..., client_id=...))
     the_plan = bulkphone.plan("phones.csv", connection=connection, default_region="US")
+    new_hires = bulkphone.plan(bulkphone.FromDirectory(), connection=connection, groups=["New hires"],
+                               only_unregistered=True)   # numbers from the directory, for those without MFA
     result = bulkphone.apply(the_plan, connection=connection)
 
     bulkphone.run_job("jobs/onboarding-import.toml", apply=True)   # what `bulkphone run` does
@@ -12,6 +14,7 @@ change without notice. The simulated tenant for tests is `bulkphone.sim`.
 """
 
 from ._auth import AuthSettings, StaticToken
+from ._directory import FromDirectory, directory_fields
 from ._errors import (
     AuthError,
     BulkphoneError,
@@ -93,6 +96,7 @@ __all__ = [
     # what they take and give
     "Action",
     "ExportResult",
+    "FromDirectory",
     "IdentityMap",
     "Job",
     "Journal",
@@ -104,6 +108,7 @@ __all__ = [
     "RunResult",
     "SafetyLimits",
     "Status",
+    "directory_fields",
     "load_identity_map",
     "load_job",
     "read_plan",

@@ -84,18 +84,22 @@ async def export_users(
     key: str,
     *,
     users: Iterable[str] | None = None,
+    found: Iterable[DirectoryUser] | None = None,
     page_size: int = 999,
     progress: Callable[[int, int | None], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> ExportResult:
-    """Every listed user's phone methods (all of the tenant's users when `users` is None).
+    """Every listed user's phone methods: the `users` named (UPNs or ids), or the users already
+    `found` in the directory (a group's members), or all of the tenant's users when neither.
 
     `key` names this export in the journal: the same key resumes an unfinished one."""
     state = journal.resume_or_begin(key)
     resumed = len(state.rows)
     fresh: dict[int, ExportRow] = {}  # read in this run: no need to decode them back from the journal
     if not state.listed:
-        if users is None:
+        if found is not None:
+            journal.listed(state, [f"{user.id}\t{user.upn}" for user in found], None)
+        elif users is None:
             await _list_tenant(client, journal, state, page_size, progress, stop)
         else:
             journal.listed(state, list(dict.fromkeys(users)), None)
@@ -106,7 +110,7 @@ async def export_users(
         if stop is not None and stop.is_set():
             return ExportResult(_rows(state, fresh), resumed, stopped=True)
         chunk = todo[start : start + READ_SLICE]
-        rows = await _read(client, [state.users[seq] for seq in chunk], resolve=users is not None)
+        rows = await _read(client, [state.users[seq] for seq in chunk], resolve=users is not None and found is None)
         journal.read(state, {seq: json.dumps(asdict(row)) for seq, row in zip(chunk, rows)})
         fresh.update(zip(chunk, rows))
         if progress is not None:

@@ -26,9 +26,14 @@ from ._model import PhoneMethod, PhoneType, SignInPreferences
 from ._retry import RetryPolicy
 from ._throttle import RateLimiter
 
-__all__ = ["BATCH_SIZE", "Counters", "DirectoryGroup", "DirectoryUser", "GraphClient", "GroupMember", "Methods"]
+__all__ = ["BATCH_SIZE", "Counters", "DirectoryGroup", "DirectoryUser", "GraphClient", "Methods", "Registration"]
 
-MEMBER_FIELDS = "id,userPrincipalName,mobilePhone,businessPhones,usageLocation"
+USER_FIELDS = "id,userPrincipalName"
+PHONE_FIELDS = "id,userPrincipalName,mobilePhone,businessPhones,usageLocation"  # what can feed an input
+REGISTRATION_DETAILS = "/reports/authenticationMethods/userRegistrationDetails"
+# Kinds of /authentication/methods that aren't a second factor: a password, an SSPR-only email, a
+# temporary pass that expires.
+_NOT_MFA = {"password", "email", "temporaryAccessPass"}
 BATCH_SIZE = 20  # Graph's limit on requests in one $batch
 _TRANSIENT_STATUS = {500, 502, 503, 504}
 
@@ -38,19 +43,23 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class DirectoryUser:
-    id: str
-    upn: str
-
-
-@dataclass(frozen=True)
-class GroupMember:
-    """A user found through a group, with the directory attributes that can feed an input."""
+    """A user object: id and UPN, and when asked for (`with_phones`), the directory's own phone
+    attributes (synced from HR or on-premises AD), which are not sign-in methods."""
 
     id: str
     upn: str
     mobile_phone: str = ""
     business_phones: tuple[str, ...] = ()
     usage_location: str = ""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What a user has registered for sign-in: the registration report's `methodsRegistered`, or
+    the kinds of the user's /authentication/methods when the report isn't available."""
+
+    methods: tuple[str, ...]
+    mfa_registered: bool
 
 
 @dataclass(frozen=True)
@@ -121,35 +130,49 @@ class GraphClient:
     async def get_phone_method(self, user: str, phone_type: PhoneType, *, retry: bool = True) -> PhoneMethod | None:
         return _method(await self._read(f"{_user(user)}/authentication/phoneMethods/{phone_type.method_id}", retry=retry))
 
-    async def list_users_page(self, link: str | None = None, page_size: int = 999) -> tuple[list[DirectoryUser], str | None]:
-        """One page of the tenant's users (id and UPN) and the link to the next page, if any."""
-        body = await self._read(link or f"/users?$select=id,userPrincipalName&$top={page_size}")
-        users = [DirectoryUser(str(entry.get("id", "")), str(entry.get("userPrincipalName") or "")) for entry in body.get("value", [])]
-        return users, body.get("@odata.nextLink") or None
+    async def list_users_page(self, link: str | None = None, page_size: int = 999, *,
+                              with_phones: bool = False) -> tuple[list[DirectoryUser], str | None]:
+        """One page of the tenant's users (id and UPN, and their phone attributes `with_phones`)
+        and the link to the next page, if any."""
+        fields = PHONE_FIELDS if with_phones else USER_FIELDS
+        body = await self._read(link or f"/users?$select={fields}&$top={page_size}")
+        return [_directory_user(entry) for entry in body.get("value", [])], body.get("@odata.nextLink") or None
 
-    async def find_groups(self, display_name: str) -> list[DirectoryGroup]:
-        """The groups whose display name is exactly `display_name` (none, one, or several)."""
+    async def find_groups(self, display_name: str, *, starting: bool = False, top: int | None = None) -> list[DirectoryGroup]:
+        """The groups whose display name is `display_name` (none, one, or several; the directory
+        compares without case), or with `starting`, begins with it (at most `top`)."""
         escaped = display_name.replace("'", "''")  # OData doubles a quote inside a string
-        condition = quote(f"displayName eq '{escaped}'", safe="")
-        body = await self._read(f"/groups?$filter={condition}&$select=id,displayName")
+        condition = quote(f"startswith(displayName,'{escaped}')" if starting else f"displayName eq '{escaped}'", safe="")
+        body = await self._read(f"/groups?$filter={condition}&$select=id,displayName" + (f"&$top={top}" if top else ""))
         return [DirectoryGroup(str(entry.get("id", "")), str(entry.get("displayName") or "")) for entry in body.get("value", [])]
 
     async def list_group_members_page(self, group_id: str, link: str | None = None,
-                                      page_size: int = 999) -> tuple[list[GroupMember], str | None]:
+                                      page_size: int = 999) -> tuple[list[DirectoryUser], str | None]:
         """One page of the group's transitive user members (nested groups included, other
         objects left out by the cast), with their phone attributes, and the next page's link."""
         first = (f"/groups/{quote(group_id, safe='')}/transitiveMembers/microsoft.graph.user"
-                 f"?$select={MEMBER_FIELDS}&$top={page_size}")
+                 f"?$select={PHONE_FIELDS}&$top={page_size}")
         body = await self._read(link or first)
-        return [_member(entry) for entry in body.get("value", [])], body.get("@odata.nextLink") or None
+        return [_directory_user(entry) for entry in body.get("value", [])], body.get("@odata.nextLink") or None
 
     async def read_phone_methods(self, users: list[str]) -> dict[str, Methods | GraphError]:
         """Many users' methods through $batch (see _read_many)."""
         return await self._read_many(users, lambda user: f"{_user(user)}/authentication/phoneMethods", _methods)
 
-    async def read_directory_users(self, users: list[str]) -> dict[str, DirectoryUser | GraphError]:
-        """Many users' object id and UPN through $batch: a UPN or an id in, both out."""
-        return await self._read_many(users, lambda user: f"{_user(user)}?$select=id,userPrincipalName", _directory_user)
+    async def read_directory_users(self, users: list[str], *, with_phones: bool = False) -> dict[str, DirectoryUser | GraphError]:
+        """Many users' object id and UPN (and phone attributes `with_phones`) through $batch: a UPN
+        or an id in, both out."""
+        fields = PHONE_FIELDS if with_phones else USER_FIELDS
+        return await self._read_many(users, lambda user: f"{_user(user)}?$select={fields}", _directory_user)
+
+    async def read_registrations(self, user_ids: list[str]) -> dict[str, Registration | GraphError]:
+        """Many users' rows of the registration report, by object id, through $batch. Needs
+        AuditLog.Read.All and a tenant with Entra ID P1 or P2: a 403 (either) raises."""
+        return await self._read_many(user_ids, lambda user: f"{REGISTRATION_DETAILS}/{quote(user, safe='')}", _registration)
+
+    async def read_method_kinds(self, users: list[str]) -> dict[str, Registration | GraphError]:
+        """Many users' every authentication method (all kinds, not only phones) through $batch."""
+        return await self._read_many(users, lambda user: f"{_user(user)}/authentication/methods", _method_kinds)
 
     async def read_sign_in_preferences(self, users: list[str]) -> dict[str, SignInPreferences | GraphError]:
         """Many users' default sign-in methods through beta $batch."""
@@ -361,8 +384,22 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def _directory_user(body: dict) -> DirectoryUser:
-    return DirectoryUser(str(body.get("id", "")), str(body.get("userPrincipalName") or ""))
+def _directory_user(entry: dict) -> DirectoryUser:
+    return DirectoryUser(str(entry.get("id", "")), str(entry.get("userPrincipalName") or ""),
+                         str(entry.get("mobilePhone") or ""), tuple(str(n) for n in entry.get("businessPhones") or () if n),
+                         str(entry.get("usageLocation") or ""))
+
+
+def _registration(body: dict) -> Registration:
+    return Registration(tuple(str(kind) for kind in body.get("methodsRegistered") or ()), bool(body.get("isMfaRegistered")))
+
+
+def _method_kinds(body: dict) -> Registration:
+    """`#microsoft.graph.fido2AuthenticationMethod` -> fido2; a user with any second factor is registered."""
+    kinds = [str(entry.get("@odata.type", "")).rpartition(".")[2].removesuffix("AuthenticationMethod")
+             for entry in body.get("value", [])]
+    kinds = tuple(kind for kind in kinds if kind and kind != "password")  # everyone has one; it says nothing
+    return Registration(kinds, any(kind not in _NOT_MFA for kind in kinds))
 
 
 def _methods(body: dict) -> Methods:
@@ -384,9 +421,3 @@ def _method(data: dict) -> PhoneMethod | None:
 def _preferences(body: dict) -> SignInPreferences:
     return SignInPreferences(str(body.get("userPreferredMethodForSecondaryAuthentication") or ""),
                              bool(body.get("isSystemPreferredAuthenticationMethodEnabled")))
-
-
-def _member(entry: dict) -> GroupMember:
-    return GroupMember(str(entry.get("id", "")), str(entry.get("userPrincipalName") or ""),
-                       str(entry.get("mobilePhone") or ""), tuple(str(n) for n in entry.get("businessPhones") or ()),
-                       str(entry.get("usageLocation") or ""))

@@ -24,6 +24,7 @@ from typing import Literal, Union
 
 from ._auth import AUTH_MODES, CLIENT_SECRET_ENV, AuthSettings
 from ._clouds import CLOUDS
+from ._directory import DEFAULT_FIELDS, FromDirectory, directory_fields
 from ._errors import InputError
 from ._executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS
 from ._files import require_regular_file
@@ -54,6 +55,11 @@ class _InputTable:
     default_region: str | None = None
     mode: _ModeName = Mode.UPSERT.value
     sheet: str | int | None = None
+    group: list[str] = field(default_factory=list)  # object ids or exact display names; members of any
+    from_directory: bool = False  # the input is the users' own mobilePhone and businessPhones, not `file`
+    directory_fields: str | None = None  # e.g. "mobilePhone=mobile,businessPhones=office"
+    all_users: bool = False  # with from_directory: every user of the tenant
+    only_unregistered: bool = False  # leave out users who already have a second factor
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ _TABLES: dict[str, type] = {
     "job": _JobTable, "input": _InputTable, "connection": _ConnectionTable, "source": _SourceTable,
     "mapping": _MappingTable, "limits": _LimitsTable, "report": _ReportTable,
 }
+_LIST_ITEMS = {"upn_domains": '"old=new" strings', "group": "group names or object ids (strings)"}
 _SECRET_WORDS = re.compile(r"secret$|password$|token$|key$", re.IGNORECASE)
 
 
@@ -134,7 +141,7 @@ class Source:
 class Job:
     path: Path
     name: str
-    file: Path
+    file: Path | None  # the input file (None when the input comes from the directory)
     report_folder: Path
     users: Path | None = None
     default_region: str | None = None
@@ -153,6 +160,14 @@ class Job:
     max_update_percent: float = _LimitsTable.max_update_percent
     max_delete_percent: float = _LimitsTable.max_delete_percent
     max_changes: int | None = None
+    groups: tuple[str, ...] = ()
+    from_directory: FromDirectory | None = None
+    only_unregistered: bool = False
+
+    @property
+    def input(self) -> Path | FromDirectory:
+        """What is planned: the input file, or the directory."""
+        return self.from_directory or self.file
 
 
 def load_job(path: str | Path) -> Job:
@@ -178,13 +193,26 @@ def load_job(path: str | Path) -> Job:
     job_table, given, connection = tables["job"], tables["input"], tables["connection"]
     mapping, limits = tables["mapping"], tables["limits"]
     source = _source(tables["source"]) if "source" in data else None
-    if given.file is None and source is None:
-        raise InputError(f"{path}: [input] needs file = \"...\" (the CSV or .xlsx to apply), or a [source] tenant to export from.")
+    if given.file is None and source is None and not given.from_directory:
+        raise InputError(f"{path}: [input] needs file = \"...\" (the CSV or .xlsx to apply), from_directory = true, "
+                         "or a [source] tenant to export from.")
+    if given.from_directory and (given.file is not None or source is not None):
+        raise InputError(f"{lines.at('input', 'from_directory')}: [input] from_directory = true builds the input from "
+                         "the directory; drop file (and [source]), or drop from_directory.")
+    if (given.directory_fields or given.all_users) and not given.from_directory:
+        raise InputError(f"{lines.at('input')}: [input] directory_fields and all_users go with from_directory = true.")
+    directory = None
+    if given.from_directory:
+        try:
+            chosen = directory_fields(given.directory_fields) if given.directory_fields is not None else DEFAULT_FIELDS
+        except InputError as exc:
+            raise InputError(f"{lines.at('input', 'directory_fields')}: [input] {exc.in_words({'directory_fields': 'directory_fields'})}") from None
+        directory = FromDirectory(chosen, everyone=given.all_users)
     report_folder = tables["report"].folder or path.parent / "reports" / path.stem
     return Job(
         path=path,
         name=job_table.name or path.stem,
-        file=given.file or report_folder / "source.csv",
+        file=given.file or (None if directory else report_folder / "source.csv"),
         report_folder=report_folder,
         users=given.users,
         default_region=given.default_region,
@@ -197,6 +225,9 @@ def load_job(path: str | Path) -> Job:
         source=source,
         map_file=mapping.file,
         upn_domains=tuple(mapping.upn_domains),
+        groups=tuple(given.group),
+        from_directory=directory,
+        only_unregistered=given.only_unregistered,
         **{f.name: getattr(limits, f.name) for f in fields(_LimitsTable)},
     )
 
@@ -241,7 +272,8 @@ def _checked(wanted, value, what: str, base: Path):
         if not isinstance(value, list):
             raise InputError(f"{what} must be list, not {type(value).__name__} ({value!r}).")
         if not all(isinstance(item, str) for item in value):
-            raise InputError(f"{what} must be a list of \"old=new\" strings.")
+            items = _LIST_ITEMS.get(what.rpartition(" ")[2], "strings")
+            raise InputError(f"{what} must be a list of {items}.")
         return value
     expected = {Path: str, float: (int, float)}.get(wanted, wanted)
     if isinstance(value, bool) and wanted is not bool or not isinstance(value, expected):

@@ -16,12 +16,13 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Iterable, ParamSpec, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, Iterable, ParamSpec, Sequence, TypeVar
 
 import httpx
 
 from ._auth import AuthSettings, BearerAuth, TokenProvider, token_provider
-from ._cells import Users, load_cells
+from ._cells import NOT_IN_USERS_FILE, Users, input_defaults, load_cells
+from ._directory import FromDirectory, Targets, directory_cells, find_targets, leave_out_registered
 from ._clock import Clock, SystemClock
 from ._clouds import check_graph_url, cloud_named
 from ._errors import ForbiddenError, GraphError, InputError, NotFoundError
@@ -33,8 +34,8 @@ from ._ingest import read_users
 from ._journal import ExportJournal, Journal, ResumedRun, run_key
 from ._mapping import IdentityMap
 from ._model import DEFAULT_METHOD, SETTINGS, Mode, user_key
-from ._planner import Plan, UserState, build_plan, settle_cells
-from ._preflight import PreflightReport, preflight
+from ._planner import Cell, Plan, UserState, build_plan, settle_cells
+from ._preflight import PreflightReport, check_directory_permissions, preflight
 from ._retry import RetryPolicy
 from ._safety import SafetyLimits, check_safety
 from ._throttle import DEFAULT_WRITES_PER_SECOND, RateLimiter
@@ -180,7 +181,7 @@ def _blocking(coroutine_function: Callable[P, Awaitable[T]]) -> Callable[P, T]:
 
 
 async def plan_async(
-    source: str | Path,
+    source: str | Path | FromDirectory,
     *,
     connection: Connection,
     users: Users = None,
@@ -189,17 +190,24 @@ async def plan_async(
     check_first: bool = False,
     identity: IdentityMap | None = None,
     sheet: str | None = None,
+    groups: Sequence[str] = (),
+    only_unregistered: bool = False,
 ) -> Plan:
     """Read the input and the users' current methods, and decide every change. Never writes.
 
-    `users`: a users file (or {user: region}) giving default regions; only its users are
-    planned. `identity`: who each user of the file is in this tenant (bulkphone.IdentityMap).
-    `sheet`: a workbook's sheet, by name or 1-based position (default: the first).
+    `source`: an input file, or `FromDirectory()` to build the input from the users' own
+    mobilePhone and businessPhones. `users`: a users file (or {user: region}) giving default
+    regions; only its users are planned. `groups`: object ids or exact display names; only
+    their members (nested groups included) are planned, and their usageLocation is their
+    region. `only_unregistered`: users who already have a second factor are left out, with
+    what they have. `identity`: who each user of the file is in this tenant
+    (bulkphone.IdentityMap). `sheet`: a workbook's sheet, by name or 1-based position.
     With `check_first=True` the sign-in is checked before any row (see `check`)."""
     async with connection.open() as client:
         return await _plan(
             client, source, users=users, default_region=default_region, mode=mode,
-            signin=connection.token if check_first else None, identity=identity, sheet=sheet,
+            signin=connection.token if check_first else None, identity=identity, sheet=sheet, groups=groups,
+            only_unregistered=only_unregistered,
         )
 
 
@@ -210,7 +218,7 @@ async def check_async(connection: Connection, *, write: bool, probe_user: str | 
 
 
 async def apply_async(
-    plan_or_source: Plan | str | Path,
+    plan_or_source: Plan | str | Path | FromDirectory,
     *,
     connection: Connection,
     journal: Journal | None = None,
@@ -225,6 +233,8 @@ async def apply_async(
     changed_only: bool = False,
     identity: IdentityMap | None = None,
     sheet: str | None = None,
+    groups: Sequence[str] = (),
+    only_unregistered: bool = False,
     wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS,
 ) -> RunResult:
     """Carry out a plan, or plan the input file first (see `plan`) and carry that out.
@@ -239,19 +249,24 @@ async def apply_async(
     from everyone else, for up to `wait_for_new_users` seconds.
     """
     planning = {"users": users, "default_region": default_region, "mode": mode, "identity": identity, "sheet": sheet,
-                "changed_only": changed_only or None}
+                "changed_only": changed_only or None, "groups": groups or None, "only_unregistered": only_unregistered or None}
     if isinstance(plan_or_source, Plan) and (given := [name for name, value in planning.items() if value is not None]):
         raise InputError(", ".join("{" + name + "}" for name in given) + ": these shape planning an input file; "
                          "a plan is applied as it was planned", settings=tuple(given))
     if changed_only and journal is None:
         raise InputError("{changed_only} needs the run journal of the earlier runs", settings=("changed_only",))
     async with connection.open() as client:
-        key = _run_key(plan_or_source, users, default_region, mode or Mode.UPSERT, connection.graph_url, identity, sheet)
+        # The directory is read first when it shapes the run: a resumed run is one whose targets are unchanged.
+        if check_first and not isinstance(plan_or_source, Plan):
+            check_directory_permissions(connection.token, groups=bool(groups), attributes=isinstance(plan_or_source, FromDirectory))
+        targets = None if isinstance(plan_or_source, Plan) else await _find_targets(client, plan_or_source, users, groups)
+        key = _run_key(plan_or_source, users, default_region, mode or Mode.UPSERT, connection.graph_url, identity, sheet,
+                       groups, targets, only_unregistered)
         resumed = journal.resume(key) if journal is not None else None
         the_plan, preflight_first = await _plan_to_apply(
             client, connection, plan_or_source, resumed, users=users, default_region=default_region,
-            mode=mode or Mode.UPSERT, check_first=check_first, identity=identity, sheet=sheet,
-            verified=journal.verified() if changed_only else None)
+            mode=mode or Mode.UPSERT, check_first=check_first, identity=identity, sheet=sheet, groups=groups,
+            targets=targets, only_unregistered=only_unregistered, verified=journal.verified() if changed_only else None)
         if preflight_first:
             probe = next((item.user for item in the_plan.items if item.action.writes), None)
             settings = any(item.is_setting and item.action.writes for item in the_plan.items)
@@ -293,10 +308,23 @@ async def _plan_to_apply(client: GraphClient, connection: Connection, plan_or_so
 
 
 async def _plan(client: GraphClient, source, *, users: Users, default_region, mode, signin: TokenProvider | None = None,
-                write: bool = False, verified=None, identity=None, sheet: str | None = None) -> Plan:
+                write: bool = False, verified=None, identity=None, sheet: str | None = None, groups: Sequence[str] = (),
+                targets: Targets | None = None, only_unregistered: bool = False) -> Plan:
     """Read and settle the cells, check the sign-in first when `signin` is given (for a run that
     will `write` or not), read the users' current methods, and decide."""
-    cells = load_cells(source, users=users, default_region=default_region, identity=identity, sheet=sheet)
+    if isinstance(source, FromDirectory) and Mode(mode) is Mode.SYNC:
+        raise InputError("{mode} sync deletes what a blank cell leaves out, and a blank directory attribute isn't a "
+                         "request to delete: plan an input from the directory in upsert or create-only mode",
+                         settings=("mode",))
+    if targets is None:
+        if signin is not None:
+            check_directory_permissions(signin, groups=bool(groups), attributes=isinstance(source, FromDirectory))
+        targets = await _find_targets(client, source, users, groups)
+    cells = _input_cells(source, targets, users=users, default_region=default_region, identity=identity, sheet=sheet,
+                         groups=groups)
+    if only_unregistered:
+        ids = {} if targets is None else {key: p.id for p in targets.people for key in (user_key(p.upn), user_key(p.id))}
+        cells = await leave_out_registered(client, cells, ids)
     cells = settle_cells(cells, Mode(mode), verified)
     wanted = [cell.user for cell in cells if not cell.error and not cell.excluded and not cell.unchanged]
     defaults_of = [cell.user for cell in cells if cell.phone_type == DEFAULT_METHOD and cell.number and not cell.excluded
@@ -317,15 +345,53 @@ async def _plan(client: GraphClient, source, *, users: Users, default_region, mo
     return build_plan(cells, current, Mode(mode))
 
 
+async def _find_targets(client: GraphClient, source, users: Users, groups: Sequence[str]) -> Targets | None:
+    """Whom the directory says the run is about, when it has a say: with groups, or an input
+    built from the directory. None: the input file alone says."""
+    directory = isinstance(source, FromDirectory)
+    if not groups and not directory:
+        return None
+    if directory and not (groups or users or source.everyone):
+        raise InputError("an input from the directory needs whom to take: {groups}, {users} or every user "
+                         "({everyone})", settings=("groups", "users", "everyone"))
+    named = input_defaults(users, None)[0]
+    return await find_targets(client, groups=groups, users=list(named) if named is not None else None,
+                              everyone=directory and source.everyone)
+
+
+def _input_cells(source, targets: Targets | None, *, users: Users, default_region, identity, sheet,
+                 groups: Sequence[str]) -> list[Cell]:
+    """The cells to plan: the directory's (FromDirectory) or the input file's, narrowed to the targets."""
+    users_file, region_default = input_defaults(users, default_region)
+    if isinstance(source, FromDirectory):
+        if identity is not None or sheet is not None:
+            raise InputError("{identity} and {sheet} are about an input file; an input from the directory has neither",
+                             settings=("identity", "sheet"))
+        return directory_cells(targets, source, region_default, targets.regions(users_file))
+    if targets is None:
+        return load_cells(source, users=users, default_region=default_region, identity=identity, sheet=sheet)
+    cells = load_cells(source, users=targets.regions(users_file), default_region=default_region, identity=identity, sheet=sheet)
+    outside = f"not a member of {', '.join(repr(group) for group in groups)} (nested groups included): left out of this run"
+    return [cell._replace(excluded=outside)
+            if cell.excluded == NOT_IN_USERS_FILE and (users_file is None or user_key(cell.user) in users_file) else cell
+            for cell in cells]
+
+
 def _run_key(plan_or_source, users: Users, default_region, mode, graph_url: str, identity: IdentityMap | None = None,
-             sheet: str | None = None) -> str:
+             sheet: str | None = None, groups: Sequence[str] = (), targets: Targets | None = None,
+             only_unregistered: bool = False) -> str:
     if isinstance(plan_or_source, Plan):
         return run_key("plan", *(json.dumps(item.__dict__, default=str) for item in plan_or_source.items))
     users_part = _content(users) if isinstance(users, (str, Path)) else json.dumps(users, sort_keys=True)
     mapping = identity.describe() if identity is not None else None
-    # The sheet joins the key only when given, so runs resumed across this version still match.
-    return run_key("input", _content(plan_or_source), users_part, default_region, str(mode), graph_url, mapping,
-                   *([f"sheet={sheet}"] if sheet is not None else []))
+    # What is new joins the key only when given, so runs resumed across versions still match.
+    extra = [*([f"sheet={sheet}"] if sheet is not None else []),
+             *([f"groups={sorted(groups)}"] if groups else []),
+             *([targets.fingerprint()] if targets is not None else []),
+             *(["only-unregistered"] if only_unregistered else [])]
+    if isinstance(plan_or_source, FromDirectory):
+        return run_key("directory", plan_or_source.describe(), users_part, default_region, str(mode), graph_url, *extra)
+    return run_key("input", _content(plan_or_source), users_part, default_region, str(mode), graph_url, mapping, *extra)
 
 
 def _content(path: str | Path) -> bytes:
@@ -345,15 +411,21 @@ async def export_async(
     progress: Callable[[int, int | None], None] | None = None,
     stop: asyncio.Event | None = None,
     check_first: bool = False,
+    groups: Sequence[str] = (),
 ) -> ExportResult:
-    """Every listed user's current phone methods: the users of a users file (or a list), or with
-    `users=None` every user of the tenant. The journal makes a killed export resume."""
+    """Every listed user's current phone methods: the users of a users file (or a list), the
+    members of `groups` (nested groups included; narrowed to `users` when both are given), or
+    with neither, every user of the tenant. The journal makes a killed export resume."""
     user_list = list(read_users(users)) if isinstance(users, (str, Path)) else users
-    key = run_key("export", connection.graph_url, json.dumps(sorted(user_list)) if user_list is not None else "all")
     async with connection.open() as client:
         if check_first:
             await preflight(connection.token, client, write=False)
-        return await export_users(client, ExportJournal(journal), key, users=user_list, page_size=page_size,
+            check_directory_permissions(connection.token, groups=bool(groups), attributes=False)
+        found = (await find_targets(client, groups=groups, users=user_list)).people if groups else None
+        listed = sorted(user.id for user in found) if found is not None else user_list
+        key = run_key("export", connection.graph_url, json.dumps(sorted(listed)) if listed is not None else "all",
+                      *([f"groups={sorted(groups)}"] if groups else []))
+        return await export_users(client, ExportJournal(journal), key, users=user_list, found=found, page_size=page_size,
                                   progress=progress, stop=stop)
 
 

@@ -11,12 +11,16 @@ from ._errors import AuthError, ForbiddenError, GraphError, NotFoundError, Prefl
 from ._graph import GraphClient
 from ._normalize import is_masked
 
-__all__ = ["PreflightReport", "READ_PERMISSIONS", "WRITE_PERMISSIONS", "preflight"]
+__all__ = ["PreflightReport", "READ_PERMISSIONS", "WRITE_PERMISSIONS", "check_directory_permissions", "preflight"]
 
 WRITE_PERMISSIONS = ("UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All")
 # The default method (signInPreferences) is about every kind of method: the phone-only permission doesn't reach it.
 SETTINGS_WRITE_PERMISSIONS = ("UserAuthenticationMethod.ReadWrite.All",)
 READ_PERMISSIONS = ("UserAuthenticationMethod.Read.All",) + WRITE_PERMISSIONS
+# Reading a group's members, and users' phone attributes (beyond the basic profile).
+GROUP_PERMISSIONS = ("GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All",
+                     "Directory.ReadWrite.All")
+PROFILE_PERMISSIONS = ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")
 
 _GRANT_APP = (
     "Entra admin center → App registrations → {app} → API permissions → Add a permission → Microsoft Graph → "
@@ -102,6 +106,24 @@ async def preflight(
                 settings=("auth",),
             )
     return report
+
+
+def check_directory_permissions(token_provider: TokenProvider, *, groups: bool, attributes: bool) -> None:
+    """Raise PreflightError before any read if the token's claims lack what reading `groups`' members
+    or users' phone `attributes` needs. A token whose claims can't be read is left to Graph's answer."""
+    claims = decode_claims(token_provider.token())
+    if not claims or not (groups or attributes):
+        return
+    granted = set(claims.get("roles") or []) | set(str(claims.get("scp") or "").split())
+    app = claims.get("app_displayname") or claims.get("appid") or "your app"
+    missing = [(needed, why) for needed, why, wanted in (
+        (GROUP_PERMISSIONS, "to read the groups' members", groups),
+        (PROFILE_PERMISSIONS, "to read users' mobilePhone, businessPhones and usageLocation", attributes),
+    ) if wanted and not granted & set(needed)]
+    if missing:
+        how = "; ".join(f"{needed[0]} (or {needed[1]}) {why}" for needed, why in missing)
+        raise PreflightError(f"the token grants {', '.join(sorted(granted)) or 'no permissions'}, but the run needs {how}. "
+                             f"Fix: {_GRANT_APP.format(app=app, permission=missing[0][0][0])}.")
 
 
 async def _probe(client: GraphClient, user: str):

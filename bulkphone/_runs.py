@@ -18,13 +18,14 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, ContextManager, Iterator, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, ContextManager, Iterator, Mapping, Sequence, TypeVar
 
 import pandas as pd
 
 from . import _report as report
 from ._auth import decode_claims
 from ._cells import CHUNK_ROWS, Users, cell_fields, input_defaults
+from ._directory import FromDirectory
 from ._errors import BulkphoneError
 from ._executor import DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult
 from ._export import EXPORT_COLUMNS, ExportResult
@@ -150,7 +151,7 @@ def _journal_files(journal_path: Path) -> list[Path]:
 
 
 def _inputs(source, users: Users, identity: IdentityMap | None) -> list:
-    files = [source, users if isinstance(users, (str, Path)) else None]
+    files = [source if isinstance(source, (str, Path)) else None, users if isinstance(users, (str, Path)) else None]
     return files + ([identity.source] if identity is not None and identity.source else [])
 
 
@@ -236,7 +237,7 @@ def _normalize_chunk(known_users, region_default: str, frame: pd.DataFrame) -> t
 
 
 async def plan_to_report(
-    source: str | Path,
+    source: str | Path | FromDirectory,
     report_path: str | Path,
     *,
     connection: Connection,
@@ -245,16 +246,19 @@ async def plan_to_report(
     mode: Mode | str = Mode.UPSERT,
     identity: IdentityMap | None = None,
     sheet: str | None = None,
+    groups: Sequence[str] = (),
+    only_unregistered: bool = False,
     settings: Mapping[str, object] | None = None,
 ) -> PlanRun:
     """Plan `source` (the sign-in checked first) and write the plan CSV, its summary and HTML page.
-    Never writes to Graph."""
+    Never writes to Graph. `groups`, `only_unregistered`: see bulkphone.plan."""
     report_path = Path(report_path)
     refuse_overwriting(_inputs(source, users, identity), report_files(report_path))
     started = _now()
     event("run.start", command="plan", settings=describe_settings(settings or {}))
     the_plan = await plan_async(source, connection=connection, users=users, default_region=default_region, mode=mode,
-                                check_first=True, identity=identity, sheet=sheet)
+                                check_first=True, identity=identity, sheet=sheet, groups=groups,
+                                only_unregistered=only_unregistered)
     earlier = keep_earlier(*report_files(report_path))
     saved = write_plan(the_plan, report_path)
     reads = connection.counters.reads
@@ -265,7 +269,7 @@ async def plan_to_report(
 
 
 async def apply_to_report(
-    target: Plan | str | Path | None,
+    target: Plan | str | Path | FromDirectory | None,
     report_path: str | Path,
     *,
     connection: Connection,
@@ -277,6 +281,8 @@ async def apply_to_report(
     mode: Mode | str | None = None,
     identity: IdentityMap | None = None,
     sheet: str | None = None,
+    groups: Sequence[str] = (),
+    only_unregistered: bool = False,
     limits: SafetyLimits | None = None,
     changed_only: bool = False,
     wait_for_new_users: float = DEFAULT_WAIT_FOR_NEW_USERS,
@@ -305,6 +311,7 @@ async def apply_to_report(
             target, connection=connection, journal=journal, stop=stop, progress=progress, users=users,
             default_region=default_region, mode=mode, check_first=True, limits=limits, verify_unchanged=True,
             changed_only=changed_only, identity=identity, sheet=sheet, wait_for_new_users=wait_for_new_users,
+            groups=groups, only_unregistered=only_unregistered,
         )
     rows = report.result_rows(result)
     earlier = keep_earlier(*report_files(report_path))
@@ -320,22 +327,24 @@ async def export_to_report(
     *,
     connection: Connection,
     users: str | Path | list[str] | None = None,
+    groups: Sequence[str] = (),
     include_empty: bool = False,
     journal_path: str | Path | None = None,
     stop: asyncio.Event | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     settings: Mapping[str, object] | None = None,
 ) -> ExportRun:
-    """Export the current phone methods of `users` (a users file or list; None: every user of
-    the tenant) to a CSV that plan and apply take as it is. Never writes to Graph; a killed
-    export resumes from its journal (default: beside the report)."""
+    """Export the current phone methods of `users` (a users file or list), of the members of
+    `groups` (narrowed to `users` when both are given), or of every user of the tenant (neither),
+    to a CSV that plan and apply take as it is. Never writes to Graph; a killed export resumes
+    from its journal (default: beside the report)."""
     report_path = Path(report_path)
     journal_path = Path(journal_path) if journal_path is not None else journal_beside(report_path)
     refuse_overwriting([users if isinstance(users, (str, Path)) else None], [report_path, *_journal_files(journal_path)])
     event("run.start", command="export", settings=describe_settings(settings or {}))
     with Journal(journal_path, purpose="bulkphone export") as journal:
         result = await export_async(connection, journal=journal, users=users, progress=progress, stop=stop,
-                                    check_first=True)
+                                    check_first=True, groups=groups)
     earlier = keep_earlier(report_path)
     report.write_csv([row.csv_row() for row in result.exported(include_empty)], report_path, EXPORT_COLUMNS)
     counts = result.counts()
@@ -352,6 +361,10 @@ def job_words(job: Job, table: str = "connection") -> dict[str, str]:
     words["auth"] = f"auth in [{table}] {where}"
     words.update(
         users=f"users in [{'source' if table == 'source' else 'input'}] {where}",
+        groups=f"group in [input] {where}",
+        everyone=f"all_users in [input] {where}",
+        directory_fields=f"directory_fields in [input] {where}",
+        mode=f"mode in [input] {where}",
         default_region=f"default_region in [input] {where}",
         sheet=f"sheet in [input] {where}",
         upn_domains=f"upn_domains in [mapping] {where}",
@@ -397,7 +410,7 @@ async def run_job_async(
     `update` method fed that stage's progress (or is None). Errors name the job's keys."""
     job = job if isinstance(job, Job) else load_job(job)
     plan_csv, results = job.report_folder / "plan.csv", job.report_folder / "results.csv"
-    inputs = [job.path, job.users, job.map_file] + ([] if job.source is not None else [job.file])
+    inputs = [job.path, job.users, job.map_file] + ([] if job.source is not None else [job.file])  # file: None from the directory
     outputs = report_files(plan_csv) + report_files(results) + _journal_files(journal_beside(results))
     if job.source is not None:
         outputs += [job.file, *_journal_files(journal_beside(job.file))]
@@ -409,7 +422,9 @@ async def run_job_async(
                                   max_writes_per_second=job.max_writes_per_second,
                                   max_concurrency=job.max_concurrency, allow_insecure_http=job.allow_insecure_http,
                                   prompt=prompt)
-    settings = {"job": job.path, "name": job.name, "source": job.file, "sheet": job.sheet, "users": job.users, "mode": job.mode,
+    settings = {"job": job.path, "name": job.name, "source": job.file, "from_directory": job.from_directory and job.from_directory.describe(),
+                "group": " | ".join(job.groups), "only_unregistered": job.only_unregistered,
+                "sheet": job.sheet, "users": job.users, "mode": job.mode,
                 "default_region": job.default_region, "cloud": job.cloud, "graph_url": job.graph_url,
                 "auth": job.auth.mode, "apply": apply, "force": force, "changed_only": changed_only,
                 "migrate_from": job.source and (job.source.graph_url or job.source.cloud), "map": job.map_file,
@@ -431,14 +446,15 @@ async def run_job_async(
         # Scheduled re-runs during the migration window write only what changed in the source.
         changed_only = True
     options = {"connection": connection, "users": job.users, "default_region": job.default_region, "mode": job.mode,
-               "identity": identity, "sheet": job.sheet, "settings": settings}
+               "identity": identity, "sheet": job.sheet, "groups": job.groups, "only_unregistered": job.only_unregistered,
+               "settings": settings}
     with _in_job_words(job, "connection"):
         if not apply:
-            return JobRun(job, exported, await plan_to_report(job.file, plan_csv, **options))
+            return JobRun(job, exported, await plan_to_report(job.input, plan_csv, **options))
         limits = None if force else SafetyLimits(job.max_update_percent / 100, job.max_delete_percent / 100,
                                                  job.max_changes)
         with displays("apply") as display:
-            applied = await apply_to_report(job.file, results, limits=limits, changed_only=changed_only,
+            applied = await apply_to_report(job.input, results, limits=limits, changed_only=changed_only,
                                             wait_for_new_users=job.wait_for_new_users, stop=stop,
                                             progress=display.update if display else None, **options)
         return JobRun(job, exported, applied)

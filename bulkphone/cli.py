@@ -16,6 +16,7 @@ from . import _pipeline as pipeline, _runs as runs
 from ._auth import AUTH_MODES, AuthSettings
 from ._clouds import CLOUDS
 from ._console import ProgressDisplay, RowProgress, use_human_logs
+from ._directory import DEFAULT_FIELDS, FromDirectory, directory_fields
 from ._errors import BulkphoneError, UnsafePlanError
 from ._executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS
 from ._ingest import count_rows, first_user
@@ -94,6 +95,10 @@ _FLAGS = {
     "upn_domains": "--upn-domain",
     "journal": "--journal",
     "users": "--users",
+    "groups": "--group",
+    "everyone": "--all (with --from-directory)",
+    "directory_fields": "--directory-fields",
+    "only_unregistered": "--only-unregistered",
     "default_region": "--default-region",
     "sheet": "--sheet",
     "changed_only": "--changed-only",
@@ -136,6 +141,35 @@ def _input_options(command, *, input_required: bool = True):
     metavar = "INPUT" if input_required else "[INPUT]"
     command = click.argument("source", metavar=metavar, required=input_required, type=click.Path(path_type=Path))(command)
     return command
+
+
+def _group_option(command):
+    return click.option("--group", "groups", multiple=True, metavar="GROUP", help="Only the members of this group (object id or exact display name), nested groups included; repeatable (members of any). Needs GroupMember.Read.All.")(command)
+
+
+def _directory_options(command):
+    """Who to plan for and where their numbers come from, when the directory has a say."""
+    options = [
+        _group_option,
+        click.option("--from-directory", is_flag=True, help="Build the input from each target user's own directory attributes (mobilePhone -> mobile, businessPhones[0] -> office), regions from usageLocation, instead of INPUT. Needs --group, --users or --all, and User.Read.All."),
+        click.option("--directory-fields", metavar="ATTR=TYPE,...", help="With --from-directory: which attribute feeds which type, e.g. mobilePhone=alternateMobile,businessPhones=office (default: mobilePhone=mobile,businessPhones=office)."),
+        click.option("--all", "all_users", is_flag=True, help="With --from-directory: every user of the tenant."),
+        click.option("--only-unregistered", is_flag=True, help="Leave out users who already have a second factor (from the registration report, AuditLog.Read.All; else from their methods); they are reported as skipped, with what they have."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _planned(source, from_directory: bool, fields: str | None, all_users: bool, *, plan_path=None):
+    """What the command plans: INPUT, or the directory (--from-directory), checked for sense."""
+    if (fields or all_users) and not from_directory:
+        raise click.UsageError("--directory-fields and --all go with --from-directory")
+    if from_directory:
+        if source is not None or plan_path is not None:
+            raise click.UsageError("--from-directory builds the input from the directory: give no INPUT (or --plan)")
+        return FromDirectory(directory_fields(fields) if fields else DEFAULT_FIELDS, everyone=all_users)
+    return source
 
 
 def _connection_options(command, *, writes: bool = False):
@@ -214,21 +248,31 @@ def check(source, probe_user, write, sheet, **options) -> int:
 
 
 @main.command()
-@_input_options
+@functools.partial(_input_options, input_required=False)
+@_directory_options
 @_mode_option
 @_connection_options
 @_handled
-def plan(source, report_path, default_region, sheet, users, map_file, upn_domains, mode, **options) -> int:
-    """Read current methods and write the plan for INPUT. Never writes to Graph."""
+def plan(source, report_path, default_region, sheet, users, map_file, upn_domains, groups, from_directory, directory_fields,
+         all_users, only_unregistered, mode, **options) -> int:
+    """Read current methods and write the plan for INPUT (or --from-directory). Never writes to Graph."""
+    planned = _planned(source, from_directory, directory_fields, all_users)
+    if planned is None:
+        raise click.UsageError("give INPUT (a CSV or .xlsx) to plan, or --from-directory")
     # Checked here too, before signing in: a refused report costs no sign-in (or device-code prompt).
     refuse_overwriting([source, users, map_file], runs.report_files(report_path))
     identity = load_identity_map(map_file, upn_domains)
-    settings = dict(source=source, sheet=sheet, users=users, default_region=default_region, mode=mode, map=map_file,
-                    upn_domain=" ".join(upn_domains), **options)
+    settings = dict(source=source, from_directory=_described(planned), group=" | ".join(groups),
+                    only_unregistered=only_unregistered, sheet=sheet, users=users, default_region=default_region,
+                    mode=mode, map=map_file, upn_domain=" ".join(upn_domains), **options)
     connection = _connection(options)
     return _show_plan(pipeline.run_sync(runs.plan_to_report(
-        source, report_path, connection=connection, users=users, default_region=default_region, mode=mode,
-        identity=identity, sheet=sheet, settings=settings)))
+        planned, report_path, connection=connection, users=users, default_region=default_region, mode=mode,
+        identity=identity, sheet=sheet, groups=groups, only_unregistered=only_unregistered, settings=settings)))
+
+
+def _described(planned) -> str | None:
+    return planned.describe() if isinstance(planned, FromDirectory) else None
 
 
 def _show_plan(run: runs.PlanRun) -> int:
@@ -243,6 +287,7 @@ def _show_plan(run: runs.PlanRun) -> int:
 
 @main.command()
 @functools.partial(_input_options, input_required=False)
+@_directory_options
 @_mode_option
 @functools.partial(_connection_options, writes=True)
 @click.option("--plan", "plan_path", type=click.Path(path_type=Path), help="Apply this reviewed plan (from bulkphone plan --report) exactly, instead of planning INPUT.")
@@ -255,21 +300,26 @@ def _show_plan(run: runs.PlanRun) -> int:
 @click.option("--changed-only", is_flag=True, help="Skip rows whose number equals the one the journal last verified (cheap scheduled re-runs; plan always reads live state).")
 @click.option("--wait-for-new-users", type=click.FloatRange(min=0), default=DEFAULT_WAIT_FOR_NEW_USERS, show_default=True, metavar="SECONDS", help="How long to wait for users Graph didn't know when planned (new users take a minute or two to replicate); everyone else proceeds meanwhile.")
 @_handled
-def apply(source, report_path, default_region, sheet, users, map_file, upn_domains, mode, plan_path, approved, journal_path, max_update_percent, max_delete_percent, max_changes, force, changed_only, wait_for_new_users, **options) -> int:
+def apply(source, report_path, default_region, sheet, users, map_file, upn_domains, groups, from_directory, directory_fields,
+          all_users, only_unregistered, mode, plan_path, approved, journal_path, max_update_percent, max_delete_percent,
+          max_changes, force, changed_only, wait_for_new_users, **options) -> int:
     """Plan INPUT against current methods, then make the changes in Graph.
 
     With --plan, apply that reviewed plan instead: each user is read again first and skipped
     if it changed since the plan. If a previous apply of the same input (or plan) was killed,
     this resumes it: finished changes are not redone and changes in flight are read back first.
     """
-    if (source is None) == (plan_path is None):
-        raise click.UsageError("give INPUT to plan and apply it, or --plan PLAN.csv to apply a reviewed plan (not both)")
+    planned = _planned(source, from_directory, directory_fields, all_users, plan_path=plan_path)
+    if (planned is None) == (plan_path is None):
+        raise click.UsageError("give INPUT (or --from-directory) to plan and apply it, or --plan PLAN.csv to apply a reviewed plan (not both)")
     if approved is not None and plan_path is None:
         raise click.UsageError("--approve goes with --plan PLAN.csv: it names the checksum of the plan that was approved")
     journal_path = journal_path or runs.journal_beside(report_path)
     refuse_overwriting([source, plan_path, users, map_file], runs.report_files(report_path) + [journal_path])
     identity = load_identity_map(map_file, upn_domains)
-    settings = dict(source=source, sheet=sheet, plan=plan_path, users=users, default_region=default_region, mode=mode,
+    settings = dict(source=source, from_directory=_described(planned), group=" | ".join(groups),
+                    only_unregistered=only_unregistered, sheet=sheet, plan=plan_path, users=users,
+                    default_region=default_region, mode=mode,
                     map=map_file, upn_domain=" ".join(upn_domains), force=force, changed_only=changed_only,
                     max_update_percent=max_update_percent, max_delete_percent=max_delete_percent,
                     max_changes=max_changes, wait_for_new_users=wait_for_new_users, **options)
@@ -277,8 +327,9 @@ def apply(source, report_path, default_region, sheet, users, map_file, upn_domai
     connection = _connection(options)
     with ProgressDisplay(json_events=_json_logs()) as display:
         run = runs.run_stoppable(lambda stop: runs.apply_to_report(
-            source, report_path, connection=connection, plan_file=plan_path, approved=approved, journal_path=journal_path,
+            planned, report_path, connection=connection, plan_file=plan_path, approved=approved, journal_path=journal_path,
             users=users, default_region=default_region, mode=mode, identity=identity, sheet=sheet, limits=limits,
+            groups=groups, only_unregistered=only_unregistered,
             changed_only=changed_only, wait_for_new_users=wait_for_new_users, stop=stop, progress=display.update,
             settings=settings))
     return _show_apply(run)
@@ -300,22 +351,25 @@ def _show_apply(run: runs.ApplyRun) -> int:
 @click.option("--report", "report_path", required=True, type=click.Path(path_type=Path), help="Where to write the export CSV (valid input for plan and apply).")
 @click.option("--users", type=click.Path(path_type=Path), help="CSV of the users to export (a user column: UPNs or object ids).")
 @click.option("--all", "all_users", is_flag=True, help="Export every user of the tenant (needs User.Read.All too).")
+@_group_option
 @click.option("--include-empty", is_flag=True, help="Also write users who have no phone methods (empty rows).")
 @click.option("--journal", "journal_path", type=click.Path(path_type=Path), help="Journal (SQLite) that lets a killed export resume; default: next to the report.")
 @_connection_options
 @_handled
-def export(report_path, users, all_users, include_empty, journal_path, **options) -> int:
-    """Write the current phone methods of the listed users, or of every user, as a CSV that plan and
-    apply take as it is (e.g. to carry them to another tenant). Never writes to Graph."""
-    if (users is None) == (not all_users):
-        raise click.UsageError("give --users USERS.csv to export those users, or --all for every user of the tenant")
+def export(report_path, users, all_users, groups, include_empty, journal_path, **options) -> int:
+    """Write the current phone methods of the listed users, of a group's members, or of every user,
+    as a CSV that plan and apply take as it is (e.g. to carry them to another tenant). Never
+    writes to Graph."""
+    if all_users == bool(users or groups):
+        raise click.UsageError("give --users USERS.csv and/or --group GROUP to export those users, or --all for every "
+                               "user of the tenant")
     journal_path = journal_path or runs.journal_beside(report_path)
     refuse_overwriting([users], [report_path, journal_path])
-    settings = dict(users=users, all=all_users, include_empty=include_empty, **options)
+    settings = dict(users=users, group=" | ".join(groups), all=all_users, include_empty=include_empty, **options)
     connection = _connection(options)
     with RowProgress(doing="exporting", unit="users") as progress:
         run = runs.run_stoppable(lambda stop: runs.export_to_report(
-            report_path, connection=connection, users=users, include_empty=include_empty, journal_path=journal_path,
+            report_path, connection=connection, users=users, groups=groups, include_empty=include_empty, journal_path=journal_path,
             stop=stop, progress=progress.update, settings=settings))
     return _show_export(run, include_empty)
 

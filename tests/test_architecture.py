@@ -13,7 +13,7 @@ LAYERS = [
     {"_ingest", "_retry", "_throttle", "_auth"},
     {"_mapping", "_planner", "_graph"},
     {"_safety", "_executor", "_preflight", "_cells"},
-    {"_report", "_journal"},
+    {"_report", "_journal", "_directory"},
     {"_planfile", "_export"},
     {"_pipeline", "_jobs"},
     {"_console", "_runs"},

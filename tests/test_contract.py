@@ -32,14 +32,18 @@ def contains(actual, expected) -> bool:
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_the_simulated_tenant_answers_as_documented(case):
     tenant = SimTenant()
+    tenant.premium = case.get("premium", True)
     for upn, methods in case["given"].items():
+        extra = {"id": case["ids"][upn]} if upn in case.get("ids", {}) else {}
         tenant.add_user(upn, methods, default_method=case.get("default", {}).get(upn, ""),
-                        sms_policy=upn not in case.get("sms_policy_off", []), **case.get("attributes", {}).get(upn, {}))
+                        sms_policy=upn not in case.get("sms_policy_off", []), other_methods=case.get("other_methods", {}).get(upn, []),
+                        **case.get("attributes", {}).get(upn, {}), **extra)
     by_upn = {user.upn: user for user in tenant.users.values()}
     for group in case.get("groups", []):
         tenant.add_group(group["displayName"], [by_upn.get(member, member) for member in group["members"]], id=group["id"])
     request = case["request"]
-    tenant.tokens[APP_TOKEN] = Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All", "GroupMember.Read.All"}))
+    permissions = case.get("permissions", ["UserAuthenticationMethod.ReadWrite.All", "GroupMember.Read.All", "User.Read.All"])
+    tenant.tokens[APP_TOKEN] = Principal(frozenset(permissions))
     with httpx.Client(transport=SimTransport(tenant), headers={"Authorization": f"Bearer {APP_TOKEN}"}) as http:
         response = http.request(request["method"], GRAPH + request["url"], json=request.get("body"))
     expected = case["response"]
@@ -48,6 +52,8 @@ def test_the_simulated_tenant_answers_as_documented(case):
         assert contains(response.json(), expected["body"]), response.text
     else:
         assert response.content == b""
+    for entry in response.json().get("value", []) if case.get("absent") else ():
+        assert not set(case["absent"]) & set(entry), entry
     for upn, methods in case.get("then", {}).items():
         assert tenant.state()[upn] == methods
     for upn, preferred in case.get("then_default", {}).items():

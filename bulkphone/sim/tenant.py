@@ -47,8 +47,22 @@ READ_PERMISSIONS = {
 }
 GROUP_READ_PERMISSIONS = {"GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All",
                           "Directory.ReadWrite.All"}
+# A user's phone attributes and usage location are beyond the basic profile: they need a full-profile read.
+BASIC_PROFILE = {"id", "userPrincipalName", "displayName"}
+FULL_PROFILE_PERMISSIONS = {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 DIRECTORY_READ_PERMISSIONS = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 WRITE_PERMISSIONS = {"UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-Phone.ReadWrite.All"}
+# Every kind of method (not only phones): the phone-only permission doesn't reach /authentication/methods.
+ALL_METHODS_READ_PERMISSIONS = {"UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"}
+REPORTS_READ_PERMISSIONS = {"AuditLog.Read.All"}
+# A user's methods as the registration report's methodsRegistered names them.
+REGISTERED_NAMES = {
+    "mobile": "mobilePhone", "alternateMobile": "alternateMobilePhone", "office": "officePhone",
+    "microsoftAuthenticator": "microsoftAuthenticatorPush", "softwareOath": "softwareOneTimePasscode",
+    "fido2": "passKeyDeviceBound", "windowsHelloForBusiness": "windowsHelloForBusiness", "email": "email",
+    "temporaryAccessPass": "temporaryAccessPass",
+}
+NOT_A_SECOND_FACTOR = {"email", "temporaryAccessPass"}
 # signInPreferences is about every kind of method: the phone-only permission doesn't reach it.
 PREFERENCES_WRITE_PERMISSIONS = {"UserAuthenticationMethod.ReadWrite.All"}
 # userPreferredMethodForSecondaryAuthentication -> the method the user must have for it.
@@ -230,6 +244,8 @@ class SimTenant:
         self.injected: dict[str, int] = {"429": 0, "503": 0, "500": 0, DROP_BEFORE: 0, DROP_AFTER: 0, "404-replicating": 0}
         # Graph typically saves a mobile whose number another user holds, then answers 409.
         self.not_unique_saves = True
+        # The registration report needs Entra ID P1 or P2; without it Graph answers 403.
+        self.premium = True
         self.rate_limited = 0  # 429s because the caller went over the configured rate
         self.jwt_requests = 0  # requests signed with a JWT the tenant accepted
         self._random = random.Random(self.faults.seed)
@@ -323,6 +339,8 @@ class SimTenant:
             return self._list_users(version, principal, parse_qs(query), origin)
         if rest.startswith("groups") and method == "GET":
             return self._groups(version, rest, principal, parse_qs(query), origin)
+        if rest.startswith("reports/authenticationMethods/userRegistrationDetails") and method == "GET":
+            return self._registration_details(version, rest, principal, parse_qs(query), origin)
         parts = [unquote(p) for p in rest.split("/")]
         if len(parts) < 2 or parts[0] != "users":
             return _error(400, "BadRequest", f"Resource not found for the segment {parts[0]!r}.")
@@ -345,7 +363,7 @@ class SimTenant:
             return _error(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist or one of its queried reference-property objects are not present.")
         if is_write and principal.delegated and principal.upn.lower() == user.upn.lower():
             return _error(403, "Authorization_RequestDenied", "Users can't change their own methods through this API.")
-        response = self._route(method, version, parts[2:], user, principal, body)
+        response = self._route(method, version, parts[2:], user, principal, body, parse_qs(query))
         if fault is not None:  # DROP_AFTER: the write happened, the client never hears of it
             return SimResponse(0, drop=DROP_AFTER)
         bucket = self._write_bucket if is_write else self._read_bucket
@@ -430,11 +448,19 @@ class SimTenant:
         self.rate_limited += 1
         return self._too_many(wait)
 
-    def _route(self, method: str, version: str, rest: list[str], user: SimUser, principal: Principal, body: bytes) -> SimResponse:
+    def _route(self, method: str, version: str, rest: list[str], user: SimUser, principal: Principal, body: bytes,
+               query: dict[str, list[str]]) -> SimResponse:
         if not rest:
             if method == "GET":
-                return SimResponse(200, {"id": user.id, "userPrincipalName": user.upn})
+                selected = query.get("$select", ["id,userPrincipalName"])[0].split(",")
+                if not set(selected) <= BASIC_PROFILE and not principal.permissions & FULL_PROFILE_PERMISSIONS:
+                    return _forbidden()
+                return SimResponse(200, _user_json(user, selected))
             return _error(405, "Request_BadRequest", "Method not allowed.")
+        if rest == ["authentication", "methods"] and method == "GET":
+            if not principal.permissions & ALL_METHODS_READ_PERMISSIONS:
+                return _forbidden()
+            return SimResponse(200, {"value": self._all_methods(user, principal)})
         if rest == ["authentication", "signInPreferences"]:
             return self._sign_in_preferences(method, version, user, principal, body)
         if rest[:2] != ["authentication", "phoneMethods"]:
@@ -587,6 +613,58 @@ class SimTenant:
             "smsSignInState": user.sms_states.get(phone_type) or user.sms_states.setdefault(phone_type, self._sms_state(user, phone_type)),
         }
 
+    def _all_methods(self, user: SimUser, principal: Principal) -> list[dict]:
+        """GET /users/{u}/authentication/methods: every kind, each with its @odata.type; a password always."""
+        methods = [{"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "28c10230-6103-485e-b985-444c60001490"}]
+        for phone_type in _ordered(user.methods):
+            methods.append({"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", **self._method_json(user, phone_type, principal)})
+        for kind in user.other_methods:
+            methods.append({"@odata.type": f"#microsoft.graph.{kind}AuthenticationMethod", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, user.id + kind))})
+        return methods
+
+    def _registration_details(self, version: str, rest: str, principal: Principal, query: dict[str, list[str]],
+                              origin: str) -> SimResponse:
+        """GET /reports/authenticationMethods/userRegistrationDetails (paged) and .../{user id}."""
+        if not principal.permissions & REPORTS_READ_PERMISSIONS:
+            return _forbidden()
+        if not self.premium:
+            return _error(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                          "Neither tenant is B2C or tenant doesn't have premium license")
+        fault = self._roll_fault("GET", False) or self._throttle(False)
+        if fault is not None:
+            return fault
+        parts = [unquote(part) for part in rest.split("/")]
+        if len(parts) == 4:
+            user = self.users.get(parts[3].lower())  # by object id only
+            if user is None or self.clock.now() < user.visible_from:
+                return _error(404, "Request_ResourceNotFound", f"Resource '{parts[3]}' does not exist.")
+            return SimResponse(200, self._registration_json(user))
+        try:
+            top = min(int(query.get("$top", ["1000"])[0]), 1000)
+            skip = int(query.get("$skiptoken", ["0"])[0])
+        except ValueError:
+            return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
+        everyone = [user for user in self.users.values() if self.clock.now() >= user.visible_from]
+        body: dict = {"value": [self._registration_json(user) for user in everyone[skip: skip + top]]}
+        if skip + top < len(everyone):
+            body["@odata.nextLink"] = f"{origin}/{version}/{rest}?$top={top}&$skiptoken={skip + top}"
+        return SimResponse(200, body)
+
+    def _registration_json(self, user: SimUser) -> dict:
+        registered = [REGISTERED_NAMES[kind] for kind in [*_ordered(user.methods), *user.other_methods] if kind in REGISTERED_NAMES]
+        kinds = [*user.methods, *user.other_methods]
+        return {
+            "id": user.id,
+            "userPrincipalName": user.upn,
+            "methodsRegistered": registered,
+            "isMfaRegistered": any(kind not in NOT_A_SECOND_FACTOR for kind in kinds),
+            "defaultMfaMethod": _preferred(user.default_method) if user.default_method else "none",
+            "userPreferredMethodForSecondaryAuthentication": _preferred(user.default_method) if user.default_method else "none",
+            "isSystemPreferredAuthenticationMethodEnabled": user.system_preferred,
+            "isAdmin": False,
+            "userType": "member",
+        }
+
     def _record(self, kind: str, user: SimUser, phone_type: str, number: str) -> None:
         self.writes.append({"kind": kind, "user": user.upn, "phoneType": phone_type, "phoneNumber": number})
 
@@ -606,15 +684,19 @@ class SimTenant:
         except ValueError:
             return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
         everyone = list(self.users.values())
-        page = everyone[skip : skip + top]
-        body: dict = {"value": [{"id": user.id, "userPrincipalName": user.upn} for user in page]}
+        selected = query.get("$select", ["id,userPrincipalName"])[0]
+        shown = [name for name in selected.split(",")
+                 if name in BASIC_PROFILE or principal.permissions & FULL_PROFILE_PERMISSIONS]
+        body: dict = {"value": [_user_json(user, shown) for user in everyone[skip: skip + top]]}
         if skip + top < len(everyone):
-            body["@odata.nextLink"] = f"{origin}/{version}/users?$select=id,userPrincipalName&$top={top}&$skiptoken={skip + top}"
+            body["@odata.nextLink"] = f"{origin}/{version}/users?$select={selected}&$top={top}&$skiptoken={skip + top}"
         return SimResponse(200, body)
 
     def _groups(self, version: str, rest: str, principal: Principal, query: dict[str, list[str]], origin: str) -> SimResponse:
-        """GET /groups?$filter=displayName eq '...' and GET /groups/{id}/transitiveMembers/microsoft.graph.user
-        (members of nested groups included, each once; only users, through the cast; paged)."""
+        """GET /groups?$filter=displayName eq '...' (or startswith(displayName,'...')), compared without
+        case as the directory does, and GET /groups/{id}/transitiveMembers/microsoft.graph.user
+        (members of nested groups included, each once; only users, through the cast; paged; a user's
+        phone attributes only for a caller that may read full profiles)."""
         if not principal.permissions & GROUP_READ_PERMISSIONS:
             return _forbidden()
         fault = self._roll_fault("GET", False) or self._throttle(False)
@@ -622,12 +704,16 @@ class SimTenant:
             return fault
         parts = [unquote(part) for part in rest.split("/")]
         if parts == ["groups"]:
-            wanted = re.fullmatch(r"displayName eq '((?:[^']|'')*)'", query.get("$filter", [""])[0])
-            if wanted is None:
-                return _error(400, "BadRequest", "Only $filter=displayName eq '...' is supported here.")
-            name = wanted.group(1).replace("''", "'")
-            found = [g for g in self.groups.values() if g.display_name == name]
-            return SimResponse(200, {"value": [{"id": g.id, "displayName": g.display_name} for g in found]})
+            condition = query.get("$filter", [""])[0]
+            equal = re.fullmatch(r"displayName eq '((?:[^']|'')*)'", condition)
+            starts = re.fullmatch(r"startswith\(displayName, ?'((?:[^']|'')*)'\)", condition)
+            if equal is None and starts is None:
+                return _error(400, "BadRequest", "Only $filter=displayName eq '...' or startswith(displayName,'...') is supported here.")
+            name = (equal or starts).group(1).replace("''", "'").lower()
+            found = [g for g in self.groups.values()
+                     if (g.display_name.lower() == name if equal else g.display_name.lower().startswith(name))]
+            top = int(query.get("$top", ["100"])[0])
+            return SimResponse(200, {"value": [{"id": g.id, "displayName": g.display_name} for g in found[:top]]})
         if len(parts) != 4 or parts[2:] != ["transitiveMembers", "microsoft.graph.user"]:
             return _error(400, "BadRequest", f"Resource not found for the segment {parts[-1]!r}.")
         group = self.groups.get(parts[1].lower())
@@ -640,6 +726,8 @@ class SimTenant:
             return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
         members = self._transitive_users(group)
         selected = query.get("$select", ["id,userPrincipalName"])[0].split(",")
+        if not principal.permissions & FULL_PROFILE_PERMISSIONS:
+            selected = [name for name in selected if name in BASIC_PROFILE]
         body: dict = {"value": [_user_json(user, selected) for user in members[skip: skip + top]]}
         if skip + top < len(members):
             body["@odata.nextLink"] = (f"{origin}/{version}/groups/{group.id}/transitiveMembers/microsoft.graph.user"
