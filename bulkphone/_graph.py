@@ -188,34 +188,44 @@ class GraphClient:
 
         The one retry loop of these reads: a 429 or 5xx inside a 200 batch response, or a
         failed batch request, is retried for the users it concerns, after its Retry-After.
-        401/403 raise at once: every other read would fail the same way.
+        A 429 pauses every batch of the run until its Retry-After is over (one budget: the
+        others would only be told the same), and is retried for as long as the policy's time
+        allows, not counted as a failed attempt: a big read is slowed to Graph's pace, never
+        given up for being big. 401/403 raise at once: every other read would fail the same way.
         """
         results: dict[str, T | GraphError] = {}
         attempts = dict.fromkeys(users, 0)
         gate = asyncio.Semaphore(self.batch_concurrency)
+        clock = self.policy.clock
+        started = clock.now()
 
         async def read_chunk(chunk: list[str]) -> None:
             # Each chunk retries its own failures as soon as their wait is over, while the
             # other chunks go on: one slow sub-request never holds up a whole pass.
             while chunk:
                 async with gate:
+                    await self.limiter.pause_over()
                     answers = await self._batch_get(chunk, url, parse, batch)
                 retry: list[tuple[str, GraphError]] = []
                 for user in chunk:
-                    attempts[user] += 1
                     answer = answers[user]
+                    if isinstance(answer, ThrottledError):
+                        again = clock.now() - started < self.policy.max_seconds
+                    else:
+                        attempts[user] += 1
+                        again = self.policy.should_retry(answer, attempts[user])
                     if not isinstance(answer, GraphError):
                         results[user] = answer
                     elif isinstance(answer, (AuthError, ForbiddenError)):
                         raise answer
-                    elif self.policy.should_retry(answer, attempts[user]):
+                    elif again:
                         retry.append((user, answer))
                     else:
                         results[user] = answer
                 chunk = [user for user, _ in retry]
                 if chunk:
                     self.counters.retries += len(chunk)
-                    await self.policy.clock.sleep(max(self.policy.wait_for(exc, attempts[u]) for u, exc in retry))
+                    await clock.sleep(max(self.policy.wait_for(exc, max(1, attempts[u])) for u, exc in retry))
 
         pending = list(attempts)
         chunks = [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]

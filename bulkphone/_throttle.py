@@ -79,6 +79,11 @@ class RateLimiter:
                     wait = (1 - self._tokens) / self.rate
                 await self.clock.sleep(wait)
 
+    async def pause_over(self) -> None:
+        """Wait until a pause Graph imposed (a 429's Retry-After, for a write or a read) is over."""
+        while (wait := self._resume_at - self.clock.now()) > 0:
+            await self.clock.sleep(wait)
+
     def refund(self) -> None:
         """A write that failed without a 429 (no connection, a 5xx, a lost response) hands its
         token back, up to one second's burst: the budget is Graph's count of writes, and should

@@ -275,3 +275,23 @@ def test_listing_a_group_without_group_permission_is_refused(tenant, clock):
 
     with pytest.raises(ForbiddenError):
         asyncio.run(go())
+
+
+def test_a_big_read_at_graphs_read_limit_is_slowed_to_its_pace_never_given_up(clock):
+    from conftest import make_connection
+
+    from bulkphone.sim import Faults, SimTenant
+
+    # 10 reads a second: 2,000 users' reads meet hundreds of 429s. Every batch waits out the pause
+    # a 429 starts, and a throttled user is retried until it is read (an attempt cap would drop
+    # users just for being many).
+    tenant = SimTenant(clock=clock, faults=Faults(reads_per_second=10, window_seconds=1))
+    users = [tenant.add_user(f"user{i}@contoso.com", {"mobile": f"+1 4255550{i:03d}"}).upn for i in range(2000)]
+
+    async def go():
+        async with make_connection(tenant, clock).open() as client:
+            return await client.read_phone_methods(users), client.counters
+
+    results, counters = asyncio.run(go())
+    assert all(results[u][PhoneType.MOBILE].phone_number == f"+1 4255550{i:03d}" for i, u in enumerate(users))
+    assert tenant.rate_limited > 0 and counters.throttled == tenant.rate_limited
