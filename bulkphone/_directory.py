@@ -117,7 +117,8 @@ async def find_targets(client: GraphClient, *, groups: Sequence[str] = (), users
     unreadable = [f"{user}: {answer.message}" for user, answer in found.items()
                   if isinstance(answer, GraphError) and not isinstance(answer, NotFoundError)]
     if unreadable:
-        raise InputError(f"couldn't read {len(unreadable)} users of {{users}} (e.g. {unreadable[0]}); run again")
+        raise InputError(f"couldn't read {len(unreadable)} users of {{users}} (e.g. {unreadable[0]}); run again",
+                         settings=("users",))
     return Targets(_in_order([answer for answer in found.values() if isinstance(answer, DirectoryUser)]), missing)
 
 
@@ -130,7 +131,7 @@ async def _group_members(client: GraphClient, groups: Sequence[str]) -> list[Dir
             try:
                 page, link = await client.list_group_members_page(group_id, link)
             except NotFoundError:
-                raise InputError(f"{{groups}}: no group has the object id {group}") from None
+                raise InputError(f"{{groups}}: no group has the object id {group}", settings=("groups",)) from None
             except ForbiddenError as exc:
                 raise PreflightError(f"listing the members of group {group!r} was refused ({exc.message}). "
                                      f"Fix: {GROUP_PERMISSION_FIX}") from None
@@ -151,9 +152,11 @@ async def _group_named(client: GraphClient, name: str) -> str:
         return found[0].id
     if found:
         listed = "; ".join(f"{group.id} ({group.display_name})" for group in found)
-        raise InputError(f"{{groups}}: {len(found)} groups are named {name!r}: {listed}. Give the object id of the one you mean")
+        raise InputError(f"{{groups}}: {len(found)} groups are named {name!r}: {listed}. Give the object id of the one you "
+                         "mean", settings=("groups",))
     hint = ("; groups named like it: " + "; ".join(f"{g.display_name!r} ({g.id})" for g in near)) if near else ""
-    raise InputError(f"{{groups}}: no group is named {name!r} (names are compared whole, without case){hint}")
+    raise InputError(f"{{groups}}: no group is named {name!r} (names are compared whole, without case){hint}",
+                     settings=("groups",))
 
 
 async def _everyone(client: GraphClient) -> list[DirectoryUser]:

@@ -182,3 +182,58 @@ def test_missing_permissions_are_named_with_the_fix_before_anything_is_read(org,
     assert result.exit_code == 2
     assert "GroupMember.Read.All" in result.output and "User.Read.All" in result.output and "Fix:" in result.output
     assert not any(path.startswith("/v1.0/groups") for _, path, _ in tenant.requests)
+
+
+def cli(url, *args):
+    return CliRunner().invoke(main, [str(a) for a in args] + ["--graph-url", url], env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN})
+
+
+def test_the_cli_refuses_an_ambiguous_group_with_exit_2_and_plans_a_clear_one(org, tenant, tmp_path):
+    twin = tenant.add_group("New hires (Paris)", [])
+    with serve(tenant) as url:
+        ambiguous = cli(url, "plan", "--from-directory", "--group", "new hires (paris)", "--report", tmp_path / "a.csv")
+        assert ambiguous.exit_code == 2
+        assert "2 groups are named 'new hires (paris)'" in ambiguous.output and twin.id in ambiguous.output
+        assert "--group" in ambiguous.output and not (tmp_path / "a.csv").exists()
+        planned = cli(url, "plan", "--from-directory", "--group", "New hires", "--only-unregistered",
+                      "--report", tmp_path / "plan.csv")
+    assert planned.exit_code == 0, planned.output
+    with open(tmp_path / "plan.csv", newline="", encoding="utf-8") as handle:
+        rows = {(row["user"], row["phoneType"]): row for row in csv.DictReader(handle)}
+    assert rows[("ann@contoso.com", "mobile")]["phoneNumber"] == "+44 7911123456"
+    assert rows[("ann@contoso.com", "mobile")]["raw"] == "07911 123456" and rows[("ann@contoso.com", "mobile")]["region"] == "GB"
+    assert rows[("eve@contoso.com", "mobile")]["action"] == "skip"
+    assert tenant.writes == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["plan", "in.csv", "--from-directory", "--group", "g"], "give no INPUT"),
+    (["plan", "--group", "g"], "give INPUT (a CSV or .xlsx) to plan, or --from-directory"),
+    (["plan", "in.csv", "--all"], "--directory-fields and --all go with --from-directory"),
+    (["apply", "--from-directory", "--plan", "plan.csv"], "give no INPUT (or --plan)"),
+    (["plan", "--from-directory", "--directory-fields", "mobilePhone=pager", "--group", "g"], "--directory-fields: 'mobilePhone=pager'"),
+    (["export", "--all", "--group", "g"], "or --all for every user"),
+])
+def test_directory_options_that_make_no_sense_are_usage_errors(tmp_path, args, message):
+    result = CliRunner().invoke(main, args + ["--report", str(tmp_path / "r.csv")], env={"BULKPHONE_ACCESS_TOKEN": APP_TOKEN})
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_apply_from_the_directory_twice_writes_nothing_the_second_time(org, tenant, connection):
+    first = bulkphone.apply(bulkphone.FromDirectory(), connection=connection, groups=["New hires"])
+    assert sorted((w["user"], w["phoneType"], w["phoneNumber"]) for w in tenant.writes) == [
+        ("ann@contoso.com", "mobile", "+44 7911123456"), ("bob@contoso.com", "office", "+1 4255550100x123"),
+        ("eve@contoso.com", "mobile", "+61 412345678")]
+    assert {first.outcome(item).status.value for item in first.plan.items} == {"ok", "skipped"}
+    again = bulkphone.apply(bulkphone.FromDirectory(), connection=connection, groups=["New hires"])
+    assert len(tenant.writes) == 3 and {item.action.value for item in again.plan.items} == {"noop", "skip"}
+
+
+def test_from_directory_takes_a_users_file_or_every_user(org, tenant, connection, write_file):
+    users = write_file("users.csv", "user,region\nann@contoso.com,\ndee@contoso.com,FR\nnobody@contoso.com,\n")
+    rows = rows_of(bulkphone.plan(bulkphone.FromDirectory(), connection=connection, users=users))
+    assert rows[("ann", "mobile")][:2] == ("create", "+44 7911123456")
+    assert rows[("dee", "mobile")][:2] == ("create", "+33 612345678")
+    assert rows[("nobody", "mobile")][0] == "skip" and "not found in the directory" in rows[("nobody", "mobile")][2]
+    everyone = rows_of(bulkphone.plan(bulkphone.FromDirectory(everyone=True), connection=connection))
+    assert {user for user, _ in everyone} == {"ann", "bob", "cy", "dee", "eve"}
