@@ -20,10 +20,10 @@ from ._graph import DirectoryUser, GraphClient, Registration
 from ._logs import event
 from ._model import PhoneType, user_key
 from ._normalize import Normalizer
-from ._planner import Cell
+from ._planner import Cell, UserState
 
 __all__ = ["DIRECTORY_ATTRIBUTES", "FromDirectory", "Targets", "directory_cells", "directory_fields", "find_targets",
-           "leave_out_registered"]
+           "leave_out_phone_holders", "leave_out_registered"]
 
 # The user attributes that can feed a phone type, and what feeds what unless told otherwise.
 DIRECTORY_ATTRIBUTES = ("mobilePhone", "businessPhones")
@@ -235,6 +235,13 @@ def _left_out(cell: Cell, registered: dict[str, str], unknown: dict[str, str], s
         return cell._replace(error=f"couldn't tell whether the user has registered for MFA ({unknown[key]}): left out; "
                                    "run again")
     return cell
+
+
+def leave_out_phone_holders(cells: list[Cell], current: dict[str, UserState]) -> list[Cell]:
+    """Cells of users whose phone methods, read live for the plan, show they registered after the
+    registration report was last refreshed (it lags): left out like any registered user."""
+    holders = {key: ", ".join(t.value for t in state.methods) for key, state in current.items() if state.methods}
+    return [_left_out(cell, holders, {}, "their phone methods read now") for cell in cells]
 
 
 async def _registrations(client: GraphClient, users: list[str], ids: dict[str, str]) -> tuple[dict, str]:

@@ -22,7 +22,7 @@ import httpx
 
 from ._auth import AuthSettings, BearerAuth, TokenProvider, token_provider
 from ._cells import NOT_IN_USERS_FILE, Users, input_defaults, load_cells
-from ._directory import FromDirectory, Targets, directory_cells, find_targets, leave_out_registered
+from ._directory import FromDirectory, Targets, directory_cells, find_targets, leave_out_phone_holders, leave_out_registered
 from ._clock import Clock, SystemClock
 from ._clouds import check_graph_url, cloud_named
 from ._errors import ForbiddenError, GraphError, InputError, NotFoundError
@@ -342,6 +342,8 @@ async def _plan(client: GraphClient, source, *, users: Users, default_region, mo
             code=exc.code,
             request_id=exc.request_id,
         ) from exc
+    if only_unregistered:
+        cells = leave_out_phone_holders(cells, current)
     return build_plan(cells, current, Mode(mode))
 
 

@@ -237,3 +237,13 @@ def test_from_directory_takes_a_users_file_or_every_user(org, tenant, connection
     assert rows[("nobody", "mobile")][0] == "skip" and "not found in the directory" in rows[("nobody", "mobile")][2]
     everyone = rows_of(bulkphone.plan(bulkphone.FromDirectory(everyone=True), connection=connection))
     assert {user for user, _ in everyone} == {"ann", "bob", "cy", "dee", "eve"}
+
+
+def test_a_user_who_registered_a_phone_since_the_report_was_refreshed_is_left_out_too(org, tenant, connection):
+    org["ann"].methods["mobile"] = "+44 7911000999"  # she registered her own phone this morning
+    tenant.report_lags_for.add(org["ann"].id)
+    rows = rows_of(bulkphone.plan(bulkphone.FromDirectory(), connection=connection, groups=["New hires"],
+                                  only_unregistered=True))
+    assert rows[("ann", "mobile")][0] == "skip"
+    assert "already registered for MFA (mobile; from their phone methods read now)" in rows[("ann", "mobile")][2]
+    assert rows[("bob", "office")][0] == "create"

@@ -246,6 +246,9 @@ class SimTenant:
         self.not_unique_saves = True
         # The registration report needs Entra ID P1 or P2; without it Graph answers 403.
         self.premium = True
+        # The report is refreshed now and then, not live: these users' rows (by id) predate
+        # what they registered since.
+        self.report_lags_for: set[str] = set()
         self.rate_limited = 0  # 429s because the caller went over the configured rate
         self.jwt_requests = 0  # requests signed with a JWT the tenant accepted
         self._random = random.Random(self.faults.seed)
@@ -651,8 +654,8 @@ class SimTenant:
         return SimResponse(200, body)
 
     def _registration_json(self, user: SimUser) -> dict:
-        registered = [REGISTERED_NAMES[kind] for kind in [*_ordered(user.methods), *user.other_methods] if kind in REGISTERED_NAMES]
-        kinds = [*user.methods, *user.other_methods]
+        kinds = [] if user.id in self.report_lags_for else [*_ordered(user.methods), *user.other_methods]
+        registered = [REGISTERED_NAMES[kind] for kind in kinds if kind in REGISTERED_NAMES]
         return {
             "id": user.id,
             "userPrincipalName": user.upn,
