@@ -107,13 +107,15 @@ def sandbox_tenant(seed: Path | None = None, default_region: str | None = None) 
     input shape, e.g. an export) with their numbers as current phone methods, or the demo's
     users. Writes are limited as Graph limits them (20 per second). Also returns the seed's
     cells that couldn't be used, as lines for a person."""
-    tenant = SimTenant(faults=Faults(writes_per_second=20))
-    # Like an app granted what every command needs, `export --all` included.
-    tenant.tokens[APP_TOKEN] = Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All", "User.Read.All"}))
+    faults = Faults(writes_per_second=20)
+    tenant = SimTenant.from_json(TENANT_FILE, faults=faults) if seed is None else SimTenant(faults=faults)
+    # Like an app granted what every command needs: `export --all`, `--group`, `--from-directory`
+    # and `--only-unregistered` (the registration report) included.
+    tenant.tokens[APP_TOKEN] = Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All", "User.Read.All",
+                                                    "GroupMember.Read.All", "AuditLog.Read.All"}))
     if seed is None:
-        demo = SimTenant.from_json(TENANT_FILE)
-        for user in demo.users.values():
-            tenant.add_user(user.upn, dict(user.methods))
+        for user in tenant.users.values():
+            user.visible_from = 0.0  # no one is still replicating in a tenant made to be tried
         return tenant, []
     methods: dict[str, dict[str, str]] = {}
     problems = []

@@ -454,6 +454,8 @@ def sandbox(seed, default_region, port) -> int:
         _say(f"  export BULKPHONE_ACCESS_TOKEN={APP_TOKEN} BULKPHONE_GRAPH_URL={url}")
         _say("  bulkphone plan  phones.csv --report plan.csv")
         _say("  bulkphone apply phones.csv --report results.csv")
+        if seed is None:
+            _say('  bulkphone plan --from-directory --group "New hires" --only-unregistered --report hires.csv')
         _say(f"  (a job file: graph_url = \"{url}\" and auth = \"token\" in [connection])")
         _say("sandbox: Ctrl-C stops it.")
         try:

@@ -308,11 +308,18 @@ class SimTenant:
 
     @classmethod
     def from_json(cls, path: str | Path, **kwargs) -> SimTenant:
-        """A tenant from {"users": [{"id", "upn", "methods", ..., "replicating_for": seconds}]}."""
+        """A tenant from {"users": [{"id", "upn", "methods", ..., "replicating_for": seconds}],
+        "groups": [{"id", "displayName", "members": [UPNs, display names of groups listed before
+        or after, or ids of other objects]}]}."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         tenant = cls(**kwargs)
         for entry in data["users"]:
             tenant.add_user(**entry)
+        groups = {entry["displayName"]: tenant.add_group(entry["displayName"], id=entry["id"]) for entry in data.get("groups", [])}
+        for entry in data.get("groups", []):
+            groups[entry["displayName"]].members = [
+                (groups[name].id if name in groups else user.id if (user := tenant._find(name)) else name)
+                for name in entry["members"]]
         return tenant
 
     # ---- the API ------------------------------------------------------------------
