@@ -247,3 +247,19 @@ def test_a_user_who_registered_a_phone_since_the_report_was_refreshed_is_left_ou
     assert rows[("ann", "mobile")][0] == "skip"
     assert "already registered for MFA (mobile; from their phone methods read now)" in rows[("ann", "mobile")][2]
     assert rows[("bob", "office")][0] == "create"
+
+
+def test_in_sync_mode_a_group_leaves_non_members_and_ambiguous_cells_alone(org, tenant, connection, write_file):
+    org["dee"].methods["mobile"] = "+33 612345678"  # not in the group: her blank cell must not delete
+    org["ann"].methods.update({"mobile": "+44 7911000001", "office": "+44 2079460001"})
+    source = write_file("in.csv", "user,mobile,office\n"
+                                  "dee@contoso.com,,\n"
+                                  "ann@contoso.com,N/A,\n"
+                                  "bob@contoso.com,=A1,\n"
+                                  "cy@contoso.com\n")
+    result = bulkphone.apply(source, connection=connection, groups=["New hires"], mode="sync")
+    outcome = {(item.user.split("@")[0], item.phone_type): item.action.value for item in result.plan.items}
+    assert outcome[("dee", "mobile")] == "skip"
+    assert [(w["kind"], w["user"], w["phoneType"]) for w in tenant.writes] == [("delete", "ann@contoso.com", "office")]
+    assert tenant.state()["dee@contoso.com"] == {"mobile": "+33 612345678"}
+    assert tenant.state()["ann@contoso.com"] == {"mobile": "+44 7911000001"}  # a placeholder is never a delete

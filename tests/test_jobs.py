@@ -55,6 +55,12 @@ def write_job(tmp_path, text):
         ('input = { file = "a.csv", mod = "sync" }\n', "line 1: unknown key [input] mod"),
         ('input.file = "a.csv"\n# a comment\nlimits.max_concurrency = 1.5\n', "line 3: [limits] max_concurrency must be int, not float"),
         ('input = { file = "a.csv" }\nreports = { folder = "r" }\n', "line 2: unknown table [reports]"),
+        # the directory as the source
+        ('[input]\nfrom_directory = true\nfile = "in.csv"\n', "line 2: [input] from_directory = true builds the input"),
+        ('[input]\nfile = "in.csv"\nall_users = true\n', "directory_fields and all_users go with from_directory"),
+        ('[input]\nfrom_directory = true\ndirectory_fields = "fax=office"\n', "line 3: [input] directory_fields: 'fax=office'"),
+        ('[input]\nfile = "in.csv"\ngroup = "New hires"\n', "line 3: [input] group must be list"),
+        ('[input]\nfile = "in.csv"\ngroup = [7]\n', "group must be a list of group names or object ids"),
     ],
 )
 def test_job_file_errors_name_the_key_and_the_line(tmp_path, text, message):
@@ -131,19 +137,3 @@ def test_the_new_hires_example_plans_a_group_from_the_directory():
     assert job.file is None and job.groups == ("New hires",) and job.only_unregistered
     assert job.from_directory.fields == (("mobilePhone", "mobile"), ("businessPhones", "office"))
     assert job.input is job.from_directory and job.mode == "create-only"
-
-
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        ('[input]\nfrom_directory = true\nfile = "in.csv"\n', "line 2: [input] from_directory = true builds the input"),
-        ('[input]\nfile = "in.csv"\nall_users = true\n', "directory_fields and all_users go with from_directory"),
-        ('[input]\nfrom_directory = true\ndirectory_fields = "fax=office"\n', "line 3: [input] directory_fields: 'fax=office'"),
-        ('[input]\nfile = "in.csv"\ngroup = "New hires"\n', "line 3: [input] group must be list"),
-        ('[input]\nfile = "in.csv"\ngroup = [7]\n', "group must be a list of group names or object ids"),
-    ],
-)
-def test_directory_keys_are_checked_with_their_line(tmp_path, text, message):
-    with pytest.raises(InputError) as caught:
-        load_job(write_job(tmp_path, text))
-    assert message in str(caught.value)
