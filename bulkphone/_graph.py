@@ -204,7 +204,7 @@ class GraphClient:
             # other chunks go on: one slow sub-request never holds up a whole pass.
             while chunk:
                 async with gate:
-                    await self.limiter.pause_over()
+                    await self.limiter.reads_resume()
                     answers = await self._batch_get(chunk, url, parse, batch)
                 retry: list[tuple[str, GraphError]] = []
                 for user in chunk:

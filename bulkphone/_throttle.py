@@ -13,6 +13,9 @@ pause it imposed (up to a whole window's worth) is credited and spent as a burst
 pause ends, so a long Retry-After after a burst costs no sustained throughput. A 429 after
 that drops whatever credit is left. A write that failed without a 429 hands its token back
 (Graph's budget counts writes); if Graph counted it after all, its next 429 corrects the rate.
+
+Reads have no rate of their own here: a read's 429 holds every batch of reads until its
+Retry-After is over (`reads_resume`), so many readers are told once, not each in turn.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class RateLimiter:
         self._tokens = 1.0
         self._updated = self.clock.now()
         self._resume_at = 0.0
+        self._reads_resume_at = 0.0
         self._hold_until = 0.0
         self._queue: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self.paused_seconds = 0.0
@@ -79,9 +83,10 @@ class RateLimiter:
                     wait = (1 - self._tokens) / self.rate
                 await self.clock.sleep(wait)
 
-    async def pause_over(self) -> None:
-        """Wait until a pause Graph imposed (a 429's Retry-After, for a write or a read) is over."""
-        while (wait := self._resume_at - self.clock.now()) > 0:
+    async def reads_resume(self) -> None:
+        """Wait until the pause a read's 429 started is over. (A write's 429 may be about the
+        write quota alone, so it doesn't hold reads.)"""
+        while (wait := self._reads_resume_at - self.clock.now()) > 0:
             await self.clock.sleep(wait)
 
     def refund(self) -> None:
@@ -104,6 +109,8 @@ class RateLimiter:
         now = self.clock.now()
         already_paused = now < self._resume_at
         resume_at = now + retry_after
+        if not write:
+            self._reads_resume_at = max(self._reads_resume_at, resume_at)
         if not already_paused:
             # A 429 says the budget is spent now: a credit still banked was wrong.
             self._tokens = 0.0

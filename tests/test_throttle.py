@@ -140,3 +140,14 @@ def test_after_a_429_it_climbs_back_to_the_rate_graph_accepted_even_near_the_lim
     clock.advance(1.5)
     limiter.succeeded()
     assert limiter.rate == 21
+
+
+def test_a_reads_429_holds_the_next_reads_and_a_writes_429_does_not():
+    clock = FakeClock()
+    limiter = RateLimiter(20, clock=clock)
+    limiter.throttled_for(5, write=True)
+    asyncio.run(limiter.reads_resume())
+    assert clock.sleeps == []  # the write quota says nothing about reads
+    limiter.throttled_for(3, write=False)
+    asyncio.run(limiter.reads_resume())
+    assert clock.sleeps == [3]
