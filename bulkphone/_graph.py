@@ -188,10 +188,12 @@ class GraphClient:
 
         The one retry loop of these reads: a 429 or 5xx inside a 200 batch response, or a
         failed batch request, is retried for the users it concerns, after its Retry-After.
-        A 429 pauses every batch of the run until its Retry-After is over (one budget: the
-        others would only be told the same), and is retried for as long as the policy's time
-        allows, not counted as a failed attempt: a big read is slowed to Graph's pace, never
-        given up for being big. 401/403 raise at once: every other read would fail the same way.
+        A batch most of whose reads come back 429 says the reads' budget is spent: every batch
+        waits out its Retry-After (one budget: the others would only be told the same); a lone
+        429 (another app's burst) holds only its own users. A 429 is retried for as long as the
+        policy's time allows, not counted as a failed attempt: a big read is slowed to Graph's
+        pace, never given up for being big. 401/403 raise at once: every other read would fail
+        the same way.
         """
         results: dict[str, T | GraphError] = {}
         attempts = dict.fromkeys(users, 0)
@@ -225,7 +227,10 @@ class GraphClient:
                 chunk = [user for user, _ in retry]
                 if chunk:
                     self.counters.retries += len(chunk)
-                    await clock.sleep(max(self.policy.wait_for(exc, max(1, attempts[u])) for u, exc in retry))
+                    wait = max(self.policy.wait_for(exc, max(1, attempts[u])) for u, exc in retry)
+                    if 2 * sum(isinstance(exc, ThrottledError) for _, exc in retry) >= len(answers):
+                        self.limiter.hold_reads(wait)
+                    await clock.sleep(wait)
 
         pending = list(attempts)
         chunks = [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]

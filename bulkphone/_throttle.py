@@ -14,8 +14,9 @@ pause ends, so a long Retry-After after a burst costs no sustained throughput. A
 that drops whatever credit is left. A write that failed without a 429 hands its token back
 (Graph's budget counts writes); if Graph counted it after all, its next 429 corrects the rate.
 
-Reads have no rate of their own here: a read's 429 holds every batch of reads until its
-Retry-After is over (`reads_resume`), so many readers are told once, not each in turn.
+Reads have no rate of their own here: when Graph says their budget is spent (most of a batch
+answered 429), every batch of reads waits out the Retry-After (`hold_reads`, `reads_resume`),
+so many readers are told once, not each in turn.
 """
 
 from __future__ import annotations
@@ -83,9 +84,13 @@ class RateLimiter:
                     wait = (1 - self._tokens) / self.rate
                 await self.clock.sleep(wait)
 
+    def hold_reads(self, seconds: float) -> None:
+        """Graph said the reads' budget is spent: every reader waits `seconds` (see reads_resume)."""
+        self._reads_resume_at = max(self._reads_resume_at, self.clock.now() + seconds)
+
     async def reads_resume(self) -> None:
-        """Wait until the pause a read's 429 started is over. (A write's 429 may be about the
-        write quota alone, so it doesn't hold reads.)"""
+        """Wait until a hold on reads is over. (A write's 429 may be about the write quota
+        alone, so it doesn't hold reads.)"""
         while (wait := self._reads_resume_at - self.clock.now()) > 0:
             await self.clock.sleep(wait)
 
@@ -109,8 +114,6 @@ class RateLimiter:
         now = self.clock.now()
         already_paused = now < self._resume_at
         resume_at = now + retry_after
-        if not write:
-            self._reads_resume_at = max(self._reads_resume_at, resume_at)
         if not already_paused:
             # A 429 says the budget is spent now: a credit still banked was wrong.
             self._tokens = 0.0

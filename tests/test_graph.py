@@ -295,3 +295,19 @@ def test_a_big_read_at_graphs_read_limit_is_slowed_to_its_pace_never_given_up(cl
     results, counters = asyncio.run(go())
     assert all(results[u][PhoneType.MOBILE].phone_number == f"+1 4255550{i:03d}" for i, u in enumerate(users))
     assert tenant.rate_limited > 0 and counters.throttled == tenant.rate_limited
+
+
+@pytest.mark.parametrize("throttled, held", [(1, False), (12, True)])
+def test_a_batch_mostly_throttled_holds_every_reader_and_a_lone_429_only_its_own(throttled, held):
+    def script(user, attempt):
+        if int(user[1:]) < throttled and attempt == 1:
+            return 429, {"Retry-After": "4"}, {"error": {"code": "TooManyRequests", "message": "slow down"}}
+        return 200, {}, OK_LIST
+
+    handler, attempts, _ = batch_server(script)
+    client = make_client(handler)
+    holds = []
+    client.limiter.hold_reads = holds.append  # every reader waits out what is held (test_throttle)
+    results = run(client.read_phone_methods([f"u{i:02d}" for i in range(20)]))
+    assert all(isinstance(answer, dict) for answer in results.values())
+    assert holds == ([4.0] if held else [])

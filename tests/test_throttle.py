@@ -142,12 +142,12 @@ def test_after_a_429_it_climbs_back_to_the_rate_graph_accepted_even_near_the_lim
     assert limiter.rate == 21
 
 
-def test_a_reads_429_holds_the_next_reads_and_a_writes_429_does_not():
+def test_a_hold_on_reads_makes_readers_wait_and_a_writes_429_does_not():
     clock = FakeClock()
     limiter = RateLimiter(20, clock=clock)
     limiter.throttled_for(5, write=True)
     asyncio.run(limiter.reads_resume())
     assert clock.sleeps == []  # the write quota says nothing about reads
-    limiter.throttled_for(3, write=False)
+    limiter.hold_reads(3)
     asyncio.run(limiter.reads_resume())
     assert clock.sleeps == [3]
