@@ -32,12 +32,14 @@ from ._export import ExportResult
 from ._jobs import Job, load_job
 from ._journal import Journal
 from ._mapping import IdentityMap, load_identity_map
-from ._model import Action, Mode, PhoneType, Status
+from ._model import Action, Category, Mode, PhoneType, Status
 from ._normalize import normalize_number
 from ._pipeline import (
     Connection,
     apply,
     apply_async,
+    audit,
+    audit_async,
     check,
     check_async,
     connect,
@@ -49,13 +51,16 @@ from ._pipeline import (
 )
 from ._planfile import read_plan, write_plan
 from ._planner import Plan, PlanItem
+from ._audit import AuditResult, AuditRow
 from ._runs import (
     ApplyRun,
+    AuditRun,
     ExportRun,
     JobRun,
     NormalizeRun,
     PlanRun,
     apply_to_report,
+    audit_to_report,
     export_to_report,
     normalize_file,
     plan_to_report,
@@ -74,6 +79,8 @@ __all__ = [
     # one step, in memory
     "apply",
     "apply_async",
+    "audit",
+    "audit_async",
     "check",
     "check_async",
     "export",
@@ -83,11 +90,13 @@ __all__ = [
     "plan_async",
     # a whole command, with its reports
     "ApplyRun",
+    "AuditRun",
     "ExportRun",
     "JobRun",
     "NormalizeRun",
     "PlanRun",
     "apply_to_report",
+    "audit_to_report",
     "export_to_report",
     "normalize_file",
     "plan_to_report",
@@ -95,6 +104,9 @@ __all__ = [
     "run_job_async",
     # what they take and give
     "Action",
+    "AuditResult",
+    "AuditRow",
+    "Category",
     "ExportResult",
     "FromDirectory",
     "IdentityMap",

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ._cells import cell_fields
 from ._errors import ForbiddenError, GraphError, InputError, NotFoundError, PreflightError
-from ._graph import DirectoryUser, GraphClient, Registration
+from ._graph import PHONE_FIELDS, DirectoryUser, GraphClient, Registration
 from ._logs import event
 from ._model import PhoneType, user_key
 from ._normalize import Normalizer
@@ -97,20 +97,21 @@ class Targets:
 
 
 async def find_targets(client: GraphClient, *, groups: Sequence[str] = (), users: Iterable[str] | None = None,
-                       everyone: bool = False) -> Targets:
+                       everyone: bool = False, fields: str = PHONE_FIELDS) -> Targets:
     """The transitive user members of `groups` (a union), narrowed to `users` when both are
-    given; or the users of `users`; or with `everyone`, every user of the tenant."""
+    given; or the users of `users`; or with `everyone`, every user of the tenant; each with
+    `fields` (by default what can feed an input)."""
     if groups:
-        people = await _group_members(client, groups)
+        people = await _group_members(client, groups, fields)
         if users is not None:
             wanted = {user_key(user) for user in users}
             people = [p for p in people if user_key(p.upn) in wanted or user_key(p.id) in wanted]
         return Targets(_in_order(people))
     if everyone:
-        return Targets(_in_order(await _everyone(client)))
+        return Targets(_in_order(await _everyone(client, fields)))
     named = list(dict.fromkeys(users or ()))
     try:
-        found = await client.read_directory_users(named, with_phones=True) if named else {}
+        found = await client.read_directory_users(named, fields=fields) if named else {}
     except ForbiddenError as exc:
         raise PreflightError(f"reading the users' phone attributes was refused ({exc.message}). Fix: {PROFILE_PERMISSION_FIX}") from None
     missing = tuple(user for user, answer in found.items() if isinstance(answer, NotFoundError))
@@ -122,14 +123,14 @@ async def find_targets(client: GraphClient, *, groups: Sequence[str] = (), users
     return Targets(_in_order([answer for answer in found.values() if isinstance(answer, DirectoryUser)]), missing)
 
 
-async def _group_members(client: GraphClient, groups: Sequence[str]) -> list[DirectoryUser]:
+async def _group_members(client: GraphClient, groups: Sequence[str], fields: str) -> list[DirectoryUser]:
     members: dict[str, DirectoryUser] = {}
     for group in dict.fromkeys(name.strip() for name in groups):
         group_id = group if _OBJECT_ID.match(group) else await _group_named(client, group)
         link = None
         while True:
             try:
-                page, link = await client.list_group_members_page(group_id, link)
+                page, link = await client.list_group_members_page(group_id, link, fields=fields)
             except NotFoundError:
                 raise InputError(f"{{groups}}: no group has the object id {group}", settings=("groups",)) from None
             except ForbiddenError as exc:
@@ -159,11 +160,11 @@ async def _group_named(client: GraphClient, name: str) -> str:
                      settings=("groups",))
 
 
-async def _everyone(client: GraphClient) -> list[DirectoryUser]:
+async def _everyone(client: GraphClient, fields: str) -> list[DirectoryUser]:
     people, link = [], None
     while True:
         try:
-            page, link = await client.list_users_page(link, with_phones=True)
+            page, link = await client.list_users_page(link, fields=fields)
         except ForbiddenError as exc:
             raise PreflightError(f"listing the tenant's users was refused ({exc.message}). Fix: {PROFILE_PERMISSION_FIX}") from None
         people.extend(page)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -26,10 +26,13 @@ from ._model import PhoneMethod, PhoneType, SignInPreferences
 from ._retry import RetryPolicy
 from ._throttle import RateLimiter
 
-__all__ = ["BATCH_SIZE", "Counters", "DirectoryGroup", "DirectoryUser", "GraphClient", "Methods", "Registration"]
+__all__ = ["AUDIT_FIELDS", "BATCH_SIZE", "Counters", "DirectoryGroup", "DirectoryUser", "GraphClient", "Methods",
+           "PHONE_FIELDS", "Registration", "USER_FIELDS"]
 
+# What a user read or listing selects: who; who and what can feed an input; who and whether a guest.
 USER_FIELDS = "id,userPrincipalName"
-PHONE_FIELDS = "id,userPrincipalName,mobilePhone,businessPhones,usageLocation"  # what can feed an input
+PHONE_FIELDS = "id,userPrincipalName,mobilePhone,businessPhones,usageLocation"
+AUDIT_FIELDS = "id,userPrincipalName,userType"
 REGISTRATION_DETAILS = "/reports/authenticationMethods/userRegistrationDetails"
 # Kinds of /authentication/methods that aren't a second factor: a password, an SSPR-only email, a
 # temporary pass that expires.
@@ -43,23 +46,33 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class DirectoryUser:
-    """A user object: id and UPN, and when asked for (`with_phones`), the directory's own phone
-    attributes (synced from HR or on-premises AD), which are not sign-in methods."""
+    """A user object: id and UPN, and what else was selected: the directory's own phone
+    attributes (synced from HR or on-premises AD, not sign-in methods), the user type."""
 
     id: str
     upn: str
     mobile_phone: str = ""
     business_phones: tuple[str, ...] = ()
     usage_location: str = ""
+    user_type: str = ""  # Member or Guest ("" when not selected)
 
 
 @dataclass(frozen=True)
 class Registration:
-    """What a user has registered for sign-in: the registration report's `methodsRegistered`, or
-    the kinds of the user's /authentication/methods when the report isn't available."""
+    """What a user has registered for sign-in: a row of the registration report (its names in
+    `methods`, e.g. microsoftAuthenticatorPush, and what the row says of the user), or the kinds
+    of the user's /authentication/methods (e.g. microsoftAuthenticator, with the phones'
+    numbers) when the report isn't available. None or "": not said by the source."""
 
     methods: tuple[str, ...]
     mfa_registered: bool
+    phones: Mapping[str, str] = field(default_factory=dict)  # phoneType -> number (methods only)
+    user_id: str = ""
+    upn: str = ""
+    preferred: str = ""  # userPreferredMethodForSecondaryAuthentication
+    system_preferred: bool | None = None
+    admin: bool | None = None
+    user_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,10 +144,8 @@ class GraphClient:
         return _method(await self._read(f"{_user(user)}/authentication/phoneMethods/{phone_type.method_id}", retry=retry))
 
     async def list_users_page(self, link: str | None = None, page_size: int = 999, *,
-                              with_phones: bool = False) -> tuple[list[DirectoryUser], str | None]:
-        """One page of the tenant's users (id and UPN, and their phone attributes `with_phones`)
-        and the link to the next page, if any."""
-        fields = PHONE_FIELDS if with_phones else USER_FIELDS
+                              fields: str = USER_FIELDS) -> tuple[list[DirectoryUser], str | None]:
+        """One page of the tenant's users (with `fields`) and the link to the next page, if any."""
         body = await self._read(link or f"/users?$select={fields}&$top={page_size}")
         return [_directory_user(entry) for entry in body.get("value", [])], body.get("@odata.nextLink") or None
 
@@ -146,12 +157,12 @@ class GraphClient:
         body = await self._read(f"/groups?$filter={condition}&$select=id,displayName" + (f"&$top={top}" if top else ""))
         return [DirectoryGroup(str(entry.get("id", "")), str(entry.get("displayName") or "")) for entry in body.get("value", [])]
 
-    async def list_group_members_page(self, group_id: str, link: str | None = None,
-                                      page_size: int = 999) -> tuple[list[DirectoryUser], str | None]:
+    async def list_group_members_page(self, group_id: str, link: str | None = None, page_size: int = 999, *,
+                                      fields: str = PHONE_FIELDS) -> tuple[list[DirectoryUser], str | None]:
         """One page of the group's transitive user members (nested groups included, other
-        objects left out by the cast), with their phone attributes, and the next page's link."""
+        objects left out by the cast), with `fields`, and the next page's link."""
         first = (f"/groups/{quote(group_id, safe='')}/transitiveMembers/microsoft.graph.user"
-                 f"?$select={PHONE_FIELDS}&$top={page_size}")
+                 f"?$select={fields}&$top={page_size}")
         body = await self._read(link or first)
         return [_directory_user(entry) for entry in body.get("value", [])], body.get("@odata.nextLink") or None
 
@@ -159,16 +170,21 @@ class GraphClient:
         """Many users' methods through $batch (see _read_many)."""
         return await self._read_many(users, lambda user: f"{_user(user)}/authentication/phoneMethods", _methods)
 
-    async def read_directory_users(self, users: list[str], *, with_phones: bool = False) -> dict[str, DirectoryUser | GraphError]:
-        """Many users' object id and UPN (and phone attributes `with_phones`) through $batch: a UPN
-        or an id in, both out."""
-        fields = PHONE_FIELDS if with_phones else USER_FIELDS
+    async def read_directory_users(self, users: list[str], *, fields: str = USER_FIELDS) -> dict[str, DirectoryUser | GraphError]:
+        """Many users' object id and UPN (and the other `fields`) through $batch: a UPN or an id
+        in, both out."""
         return await self._read_many(users, lambda user: f"{_user(user)}?$select={fields}", _directory_user)
 
     async def read_registrations(self, user_ids: list[str]) -> dict[str, Registration | GraphError]:
         """Many users' rows of the registration report, by object id, through $batch. Needs
         AuditLog.Read.All and a tenant with Entra ID P1 or P2: a 403 (either) raises."""
         return await self._read_many(user_ids, lambda user: f"{REGISTRATION_DETAILS}/{quote(user, safe='')}", _registration)
+
+    async def list_registrations_page(self, link: str | None = None, page_size: int = 999) -> tuple[list[Registration], str | None]:
+        """One page of the registration report over the whole tenant (AuditLog.Read.All and Entra
+        ID P1/P2, else a 403 raises), and the next page's link."""
+        body = await self._read(link or f"{REGISTRATION_DETAILS}?$top={page_size}")
+        return [_registration(entry) for entry in body.get("value", [])], body.get("@odata.nextLink") or None
 
     async def read_method_kinds(self, users: list[str]) -> dict[str, Registration | GraphError]:
         """Many users' every authentication method (all kinds, not only phones) through $batch."""
@@ -402,19 +418,29 @@ def _number(value: str | None) -> float | None:
 def _directory_user(entry: dict) -> DirectoryUser:
     return DirectoryUser(str(entry.get("id", "")), str(entry.get("userPrincipalName") or ""),
                          str(entry.get("mobilePhone") or ""), tuple(str(n) for n in entry.get("businessPhones") or () if n),
-                         str(entry.get("usageLocation") or ""))
+                         str(entry.get("usageLocation") or ""), str(entry.get("userType") or ""))
 
 
 def _registration(body: dict) -> Registration:
-    return Registration(tuple(str(kind) for kind in body.get("methodsRegistered") or ()), bool(body.get("isMfaRegistered")))
+    system = body.get("isSystemPreferredAuthenticationMethodEnabled")
+    admin = body.get("isAdmin")
+    return Registration(
+        tuple(str(kind) for kind in body.get("methodsRegistered") or ()), bool(body.get("isMfaRegistered")),
+        user_id=str(body.get("id") or ""), upn=str(body.get("userPrincipalName") or ""),
+        preferred=str(body.get("userPreferredMethodForSecondaryAuthentication") or ""),
+        system_preferred=system if isinstance(system, bool) else None, admin=admin if isinstance(admin, bool) else None,
+        user_type=str(body.get("userType") or ""))
 
 
 def _method_kinds(body: dict) -> Registration:
-    """`#microsoft.graph.fido2AuthenticationMethod` -> fido2; a user with any second factor is registered."""
-    kinds = [str(entry.get("@odata.type", "")).rpartition(".")[2].removesuffix("AuthenticationMethod")
-             for entry in body.get("value", [])]
+    """`#microsoft.graph.fido2AuthenticationMethod` -> fido2; a user with any second factor is
+    registered; a phone's number by its type."""
+    entries = body.get("value", [])
+    kinds = [str(entry.get("@odata.type", "")).rpartition(".")[2].removesuffix("AuthenticationMethod") for entry in entries]
+    phones = {str(entry.get("phoneType")): str(entry.get("phoneNumber") or "") for entry, kind in zip(entries, kinds)
+              if kind == "phone" and entry.get("phoneType")}
     kinds = tuple(kind for kind in kinds if kind and kind != "password")  # everyone has one; it says nothing
-    return Registration(kinds, any(kind not in _NOT_MFA for kind in kinds))
+    return Registration(kinds, any(kind not in _NOT_MFA for kind in kinds), phones=phones)
 
 
 def _methods(body: dict) -> Methods:

@@ -6,7 +6,9 @@ import enum
 from dataclasses import dataclass
 
 __all__ = [
+    "AUDIT_CATEGORIES",
     "Action",
+    "Category",
     "Mode",
     "PhoneMethod",
     "PhoneType",
@@ -81,6 +83,23 @@ class Status(str, enum.Enum):
 
 # Per-user settings an input may give beside the numbers: a column each (wide shape), a report
 # row each, planned and applied like a number but never deleted (a blank leaves them alone).
+class Category(str, enum.Enum):
+    """Where a user stands when Microsoft-provided SMS and voice stop (bulkphone audit)."""
+
+    PHONE_ONLY = "phone-only"  # only SMS/voice: blocked at sign-in after the cut-off, unless a telephony provider
+    PHONE_DEFAULT = "phone-default"  # has something stronger, but signs in with SMS/voice by default
+    NO_MFA = "no-mfa"
+    READY = "ready"
+    UNREAD = "unread"  # couldn't be read: never guessed
+
+
+AUDIT_CATEGORIES = [category.value for category in Category]
+# Entra "SMS and voice retirement": Microsoft-provided SMS and voice stop for MFA and SSPR.
+SMS_VOICE_CUTOFF = "2027-02-01"
+SMS_VOICE_CUTOFF_LATE = "2027-07-01"  # for Global Administrators and external users (guests)
+PASSKEY_PUSH_SINCE = "2026-09-01"  # users enabled for SMS/voice are auto-enabled for passkeys and prompted
+
+
 DEFAULT_METHOD = "defaultMethod"  # signInPreferences: the default sign-in method, or `system` (Entra chooses)
 SMS_SIGN_IN = "smsSignIn"  # enabled / disabled: SMS sign-in on the user's mobile
 SETTINGS = (DEFAULT_METHOD, SMS_SIGN_IN)

@@ -20,6 +20,7 @@ from typing import AsyncIterator, Awaitable, Callable, Iterable, ParamSpec, Sequ
 
 import httpx
 
+from ._audit import AuditResult, audit_users
 from ._auth import AuthSettings, BearerAuth, TokenProvider, token_provider
 from ._cells import NOT_IN_USERS_FILE, Users, input_defaults, load_cells
 from ._directory import FromDirectory, Targets, directory_cells, find_targets, leave_out_phone_holders, leave_out_registered
@@ -44,6 +45,8 @@ __all__ = [
     "Connection",
     "apply",
     "apply_async",
+    "audit",
+    "audit_async",
     "check",
     "check_async",
     "connect",
@@ -431,6 +434,30 @@ async def export_async(
                                   progress=progress, stop=stop)
 
 
+async def audit_async(
+    connection: Connection,
+    *,
+    journal: Journal,
+    users: str | Path | list[str] | None = None,
+    groups: Sequence[str] = (),
+    progress: Callable[[int, int | None], None] | None = None,
+    stop: asyncio.Event | None = None,
+    check_first: bool = False,
+) -> AuditResult:
+    """Where each listed user stands when Microsoft-provided SMS and voice stop: the users of a
+    users file (or a list), the members of `groups` (narrowed to `users` when both are given),
+    or every user of the tenant. Reads only; the journal makes a killed audit resume."""
+    user_list = list(read_users(users)) if isinstance(users, (str, Path)) else users
+    key = run_key("audit", connection.graph_url, json.dumps(sorted(user_list)) if user_list is not None else "all",
+                  *([f"groups={sorted(groups)}"] if groups else []))
+    async with connection.open() as client:
+        if check_first:
+            await preflight(connection.token, client, write=False)
+            check_directory_permissions(connection.token, groups=bool(groups), attributes=False)
+        return await audit_users(client, ExportJournal(journal), key, users=user_list, groups=groups, progress=progress,
+                                 stop=stop)
+
+
 def run_sync(awaitable: Awaitable[T]) -> T:
     """Run a coroutine to completion, also from code that already runs an event loop."""
     try:
@@ -445,3 +472,4 @@ plan = _blocking(plan_async)
 check = _blocking(check_async)
 apply = _blocking(apply_async)
 export = _blocking(export_async)
+audit = _blocking(audit_async)

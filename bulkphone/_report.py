@@ -14,13 +14,14 @@ from typing import Iterable, Iterator, TextIO
 
 from ._executor import RunResult
 from ._files import private_file, write_private
-from ._model import Status
+from ._model import AUDIT_CATEGORIES, PASSKEY_PUSH_SINCE, SMS_VOICE_CUTOFF, SMS_VOICE_CUTOFF_LATE, Status
 from ._planner import Plan, placeholder_note
 from ._text import defuse_row
 
 __all__ = [
     "NORMALIZE_COLUMNS",
     "REPORT_COLUMNS",
+    "audit_summary",
     "has_problems",
     "csv_text",
     "new_report",
@@ -29,6 +30,7 @@ __all__ = [
     "result_rows",
     "summarize",
     "summary",
+    "write_audit_html",
     "write_csv",
     "write_html",
     "write_summary",
@@ -226,11 +228,43 @@ def write_summary(summary_data: dict, path: str | Path) -> Path:
 _COLORS = {
     "create": "#2e7d32", "update": "#1565c0", "delete": "#c62828", "noop": "#9e9e9e", "skip": "#ef6c00",
     "ok": "#2e7d32", "planned": "#1565c0", "failed": "#c62828", "skipped": "#ef6c00",
+    "phone-only": "#c62828", "phone-default": "#ef6c00", "no-mfa": "#6a1b9a", "ready": "#2e7d32", "unread": "#9e9e9e",
 }
 
 
 # The page's layout and style (report.html); write_html fills in the escaped figures.
 _PAGE = string.Template(Path(__file__).with_name("report.html").read_text(encoding="utf-8"))
+
+
+def _bars(title: str, counts: dict) -> str:
+    """A bar chart drawn in SVG on the page itself: no script, no image from anywhere."""
+    e = html.escape
+    total = max(sum(counts.values()), 1)
+    width, y, parts = 560, 0, []
+    for name, count in counts.items():
+        length = max(2, int(360 * count / total)) if count else 0
+        color = _COLORS.get(name, "#607d8b")
+        parts.append(
+            f'<text x="0" y="{y + 16}" font-size="13">{e(name)}</text>'
+            f'<rect x="110" y="{y + 3}" width="{length}" height="16" fill="{color}"></rect>'
+            f'<text x="{118 + length}" y="{y + 16}" font-size="13" class="count" data-name="{e(name)}">{count}</text>'
+        )
+        y += 24
+    return (f'<figure><figcaption>{e(title)}</figcaption>'
+            f'<svg role="img" aria-label="{e(title)}" width="{width}" height="{y + 4}">{"".join(parts)}</svg></figure>')
+
+
+def _when_and_where(s: dict) -> str:
+    """The line a change board reads first: when, which tenant, which Graph, which command."""
+    e, run = html.escape, s.get("run", {})
+    if not run:
+        return ""
+    tenant = run.get("tenant_id") or "not known (the token doesn't say)"
+    domain = f" (users at {e(run['users_domain'])})" if run.get("users_domain") else ""
+    job = f' · job <b>{e(str(s["settings"]["job"]))}</b>' if s["settings"].get("job") else ""
+    return (f'<p class="run" id="run">Run <b id="run-time">{e(run.get("started_utc", ""))}</b> '
+            f'(local time {e(run.get("started_local", ""))}) · tenant <b id="tenant">{e(tenant)}</b>{domain} · '
+            f'Graph <code>{e(run.get("graph_url", ""))}</code> · command <b>{e(s["command"])}</b>{job}</p>')
 
 
 def _table(pairs: dict) -> str:
@@ -241,21 +275,6 @@ def write_html(summary_data: dict, path: str | Path) -> Path:
     """A self-contained page (no scripts, fonts or images from the network) a manager can read."""
     e = html.escape
     s = summary_data
-
-    def bars(title: str, counts: dict) -> str:
-        total = max(sum(counts.values()), 1)
-        width, y, parts = 520, 0, []
-        for name, count in counts.items():
-            length = max(2, int(360 * count / total)) if count else 0
-            color = _COLORS.get(name, "#607d8b")
-            parts.append(
-                f'<text x="0" y="{y + 16}" font-size="13">{e(name)}</text>'
-                f'<rect x="90" y="{y + 3}" width="{length}" height="16" fill="{color}"></rect>'
-                f'<text x="{98 + length}" y="{y + 16}" font-size="13" class="count" data-name="{e(name)}">{count}</text>'
-            )
-            y += 24
-        return (f'<figure><figcaption>{e(title)}</figcaption>'
-                f'<svg role="img" aria-label="{e(title)}" width="{width}" height="{y + 4}">{"".join(parts)}</svg></figure>')
 
     def grouped(title: str, groups: dict, css: str) -> str:
         if not groups:
@@ -277,16 +296,6 @@ def write_html(summary_data: dict, path: str | Path) -> Path:
         return (f'<p class="checksum">Plan checksum (SHA-256): <code id="plan-checksum">{e(checksum)}</code><br>'
                 f"Approve this plan by this value; it is applied only with "
                 f"<code>bulkphone apply --plan PLAN.csv --approve {e(checksum)}</code> (or by whoever made it).</p>")
-
-    def when_and_where(run: dict) -> str:
-        if not run:
-            return ""
-        tenant = run.get("tenant_id") or "not known (the token doesn't say)"
-        domain = f" (users at {e(run['users_domain'])})" if run.get("users_domain") else ""
-        job = f' · job <b>{e(str(s["settings"]["job"]))}</b>' if s["settings"].get("job") else ""
-        return (f'<p class="run" id="run">Run <b id="run-time">{e(run.get("started_utc", ""))}</b> '
-                f'(local time {e(run.get("started_local", ""))}) · tenant <b id="tenant">{e(tenant)}</b>{domain} · '
-                f'Graph <code>{e(run.get("graph_url", ""))}</code> · command <b>{e(s["command"])}</b>{job}</p>')
 
     def changes(listed: list[dict]) -> str:
         if not listed:
@@ -316,7 +325,7 @@ def write_html(summary_data: dict, path: str | Path) -> Path:
         input_rows=s["input_rows"],
         rows=s["rows"],
         approval=approval(s.get("plan_checksum", "")),
-        when_and_where=when_and_where(s.get("run", {})),
+        when_and_where=_when_and_where(s),
         changes=changes(s.get("changes", [])),
         ok=s["statuses"].get("ok", 0),
         planned=s["statuses"].get("planned", 0),
@@ -324,11 +333,90 @@ def write_html(summary_data: dict, path: str | Path) -> Path:
         on_purpose=s.get("skipped_on_purpose", 0),
         needs_a_person=s.get("skipped_needs_a_person", 0),
         warnings=sum(s["warnings"].values()),
-        action_bars=bars("actions", s["actions"]),
-        outcome_bars=bars("outcomes", s["statuses"]),
+        action_bars=_bars("actions", s["actions"]),
+        outcome_bars=_bars("outcomes", s["statuses"]),
         rows_to_fix=grouped(f"Rows to fix ({failed} failed, {skipped_with_reason} skipped for a reason)",
                             s["rows_by_error"], "failure"),
         warning_rows=grouped("Warnings (done, but look)", s["rows_by_warning"], "warning"),
+        stats=_table(s["stats"]) or "<tr><td>no requests made</td></tr>",
+        settings=_table(s["settings"]),
+    )
+    return write_private(path, page)
+
+
+AUDIT_LISTED = 2_000  # users listed open in a table of the audit page; the CSV has every one
+_AUDIT_PAGE = string.Template(Path(__file__).with_name("audit.html").read_text(encoding="utf-8"))
+
+
+def audit_summary(rows: list[dict], *, settings: dict, source: str, fallback_reason: str = "", run: dict | None = None,
+                  stats: dict | None = None) -> dict:
+    """The numbers of an audit, for AUDIT.summary.json and AUDIT.html; they equal the CSV's."""
+    def count(where) -> dict[str, int]:
+        counted = Counter(row["category"] for row in rows if where(row))
+        return {category: counted.get(category, 0) for category in AUDIT_CATEGORIES}
+
+    return {
+        "command": "audit",
+        "users": len(rows),
+        "categories": count(lambda row: True),
+        "admins": count(lambda row: row["isAdmin"] == "yes"),
+        "guests": count(lambda row: row["isGuest"] == "yes"),
+        "phone_only_admins": [row["user"] for row in rows if row["category"] == "phone-only" and row["isAdmin"] == "yes"],
+        "phone_only": [row["user"] for row in rows if row["category"] == "phone-only"],
+        "unread": [{"user": row["user"], "reason": row["reason"]} for row in rows if row["category"] == "unread"],
+        "proposed_defaults": dict(Counter(row["proposedDefault"] for row in rows if row["proposedDefault"])),
+        "dates": {"passkeys_prompted_from": PASSKEY_PUSH_SINCE, "sms_voice_stop": SMS_VOICE_CUTOFF,
+                  "sms_voice_stop_global_admins_and_guests": SMS_VOICE_CUTOFF_LATE},
+        "source": source,
+        "fallback_reason": fallback_reason,
+        "run": run or {},
+        "stats": stats or {},
+        "settings": settings,
+    }
+
+
+def write_audit_html(summary_data: dict, path: str | Path) -> Path:
+    """The audit for people: the dates, counts per category with a chart, phone-only admins
+    first, admins and guests per category, the fixes proposed, and who couldn't be read."""
+    e, s = html.escape, summary_data
+    categories = s["categories"]
+
+    def users_table(title: str, element_id: str, users: list[str], empty: str) -> str:
+        if not users:
+            return f"<h2>{e(title)}</h2><p id=\"{element_id}\">{e(empty)}</p>"
+        shown = "".join(f"<tr><td>{e(user)}</td></tr>" for user in users[:AUDIT_LISTED])
+        more = f"<p>… and {len(users) - AUDIT_LISTED} more: the audit CSV lists every one.</p>" if len(users) > AUDIT_LISTED else ""
+        return f'<h2>{e(title)} ({len(users)})</h2><table id="{element_id}"><tbody>{shown}</tbody></table>{more}'
+
+    source = ("Read from Graph's registration report (userRegistrationDetails)." if s["source"] == "registration report"
+              else f"Read from each user's methods: the registration report wasn't used ({e(s['fallback_reason'])}); "
+                   "who is an admin isn't known this way.")
+    fixes = s["proposed_defaults"]
+    fixes_text = (", ".join(f"{count} to {e(default)}" for default, count in fixes.items()) if fixes else "none")
+    unread = "".join(f"<tr><td>{e(item['user'])}</td><td>{e(item['reason'])}</td></tr>" for item in s["unread"][:AUDIT_LISTED])
+    page = _AUDIT_PAGE.substitute(
+        users=s["users"],
+        at_risk=categories["phone-only"] + categories["phone-default"] + categories["no-mfa"],
+        when_and_where=_when_and_where(s),
+        passkeys_from=e(s["dates"]["passkeys_prompted_from"]),
+        cutoff=e(s["dates"]["sms_voice_stop"]),
+        cutoff_late=e(s["dates"]["sms_voice_stop_global_admins_and_guests"]),
+        source=source,
+        phone_only=categories["phone-only"],
+        phone_default=categories["phone-default"],
+        no_mfa=categories["no-mfa"],
+        ready=categories["ready"],
+        unread=categories["unread"],
+        category_bars=_bars("users by category", categories),
+        admins_first=users_table("Phone-only admins, first", "phone-only-admins", s["phone_only_admins"],
+                                 "No admin signs in with SMS or voice only."),
+        by_category="".join(f'<tr><td>{e(c)}</td><td class="n">{categories[c]}</td><td class="n">{s["admins"][c]}</td>'
+                            f'<td class="n">{s["guests"][c]}</td></tr>' for c in AUDIT_CATEGORIES),
+        fixes=(f"<h2>Fixes bulkphone can make</h2><p id=\"fixes\">Default method moved off SMS/voice: {fixes_text} "
+               "(written by <code>--propose FIXES.csv</code>, applied through plan, review and apply).</p>"),
+        phone_only_users=users_table("Phone-only users (need a passkey)", "phone-only-users", s["phone_only"], "None."),
+        unread_users=(f'<h2>Couldn\'t be read ({len(s["unread"])})</h2><table id="unread"><tbody>{unread}</tbody></table>'
+                      if s["unread"] else ""),
         stats=_table(s["stats"]) or "<tr><td>no requests made</td></tr>",
         settings=_table(s["settings"]),
     )

@@ -28,6 +28,7 @@ from ._cells import CHUNK_ROWS, Users, cell_fields, input_defaults
 from ._directory import FromDirectory
 from ._errors import BulkphoneError
 from ._executor import DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult
+from ._audit import AUDIT_COLUMNS, AuditResult
 from ._export import EXPORT_COLUMNS, ExportResult
 from ._files import keep_earlier, refuse_overwriting
 from ._ingest import iter_input
@@ -35,21 +36,23 @@ from ._jobs import Job, load_job
 from ._journal import Journal
 from ._logs import event
 from ._mapping import IdentityMap, load_identity_map
-from ._model import Mode
+from ._model import Category, Mode
 from ._normalize import Normalizer
 from ._parallel import map_in_order
-from ._pipeline import Connection, apply_async, connect_with, export_async, plan_async, run_sync
+from ._pipeline import Connection, apply_async, audit_async, connect_with, export_async, plan_async, run_sync
 from ._planfile import plan_checksum, read_plan, write_plan
 from ._planner import Plan
 from ._safety import SafetyLimits
 
 __all__ = [
     "ApplyRun",
+    "AuditRun",
     "ExportRun",
     "JobRun",
     "NormalizeRun",
     "PlanRun",
     "apply_to_report",
+    "audit_to_report",
     "export_to_report",
     "job_words",
     "journal_beside",
@@ -111,6 +114,26 @@ class ApplyRun:
     @property
     def interrupted(self) -> bool:
         return self.result.stopped == INTERRUPTED
+
+
+@dataclass
+class AuditRun:
+    result: AuditResult
+    report: Path
+    summary: dict
+    reads: int
+    earlier: Path | None = None
+    proposed: Path | None = None  # the fixes, as a plan/apply input (with how many)
+    needs_passkey: Path | None = None
+
+    @property
+    def unread(self) -> list[str]:
+        """Users that couldn't be read (the CLI's exit code 1)."""
+        return [row.user for row in self.result.rows if row.category is Category.UNREAD]
+
+    @property
+    def interrupted(self) -> bool:
+        return self.result.stopped
 
 
 @dataclass
@@ -351,6 +374,63 @@ async def export_to_report(
     event("run.end", command="export", report=str(report_path), **{k.replace(" ", "_"): v for k, v in counts.items()})
     counters = connection.counters
     return ExportRun(result, report_path, counts, counters.reads, counters.batches, counters.batched_reads, earlier)
+
+
+PROPOSE_COLUMNS = ["user", "defaultMethod"]
+NEEDS_PASSKEY_COLUMNS = ["user", "objectId", "category", "isAdmin", "isGuest", "phoneMethods", "blockedFrom"]
+
+
+async def audit_to_report(
+    report_path: str | Path,
+    *,
+    connection: Connection,
+    users: str | Path | list[str] | None = None,
+    groups: Sequence[str] = (),
+    propose: str | Path | None = None,
+    needs_passkey: str | Path | None = None,
+    journal_path: str | Path | None = None,
+    stop: asyncio.Event | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    settings: Mapping[str, object] | None = None,
+) -> AuditRun:
+    """Audit `users` (a users file or list), the members of `groups`, or the whole tenant, and
+    write the audit CSV, its summary and HTML page; with `propose`, the fixes bulkphone can make
+    (a plan/apply input: each phone-default user's defaultMethod); with `needs_passkey`, the
+    users it can't fix (phone-only, and no-mfa) for a registration campaign. Reads only; a
+    killed audit resumes from its journal (default: beside the report)."""
+    report_path = Path(report_path)
+    journal_path = Path(journal_path) if journal_path is not None else journal_beside(report_path)
+    extra = [Path(path) for path in (propose, needs_passkey) if path is not None]
+    refuse_overwriting([users if isinstance(users, (str, Path)) else None],
+                       report_files(report_path) + _journal_files(journal_path) + extra)
+    started = _now()
+    event("run.start", command="audit", settings=describe_settings(settings or {}))
+    with Journal(journal_path, purpose="bulkphone audit") as journal:
+        result = await audit_async(connection, journal=journal, users=users, groups=groups, progress=progress,
+                                   stop=stop, check_first=True)
+    rows = [row.csv_row() for row in result.rows]
+    earlier = keep_earlier(*report_files(report_path))
+    report.write_csv(rows, report_path, AUDIT_COLUMNS)
+    counters = connection.counters
+    stats = {"reads": counters.reads, "batches": counters.batches, "throttled": counters.throttled,
+             "retries": counters.retries, "seconds": round((_now() - started).total_seconds(), 1)}
+    summary = report.audit_summary(rows, settings=describe_settings(settings or {}), source=result.source,
+                                   fallback_reason=result.fallback_reason, run=run_context(connection, started, rows),
+                                   stats=stats)
+    report.write_summary(summary, report_path.with_suffix(".summary.json"))
+    report.write_audit_html(summary, report_path.with_suffix(".html"))
+    if propose is not None:
+        keep_earlier(Path(propose))
+        report.write_csv([{"user": row.user, "defaultMethod": row.proposed_default} for row in result.rows
+                          if row.proposed_default], propose, PROPOSE_COLUMNS)
+    if needs_passkey is not None:
+        keep_earlier(Path(needs_passkey))
+        report.write_csv([line for line in rows if line["category"] in (Category.PHONE_ONLY.value, Category.NO_MFA.value)],
+                         needs_passkey, NEEDS_PASSKEY_COLUMNS)
+    event("run.end", command="audit", report=str(report_path), users=len(rows), categories=summary["categories"],
+          source=result.source, stats=stats)
+    return AuditRun(result, report_path, summary, counters.reads, earlier,
+                    Path(propose) if propose is not None else None, Path(needs_passkey) if needs_passkey is not None else None)
 
 
 def job_words(job: Job, table: str = "connection") -> dict[str, str]:

@@ -389,6 +389,54 @@ def _show_export(run: runs.ExportRun, include_empty: bool) -> int:
 
 
 @main.command()
+@click.option("--report", "report_path", required=True, type=click.Path(path_type=Path), help="Where to write the audit CSV (with .summary.json and .html beside it).")
+@click.option("--users", type=click.Path(path_type=Path), help="CSV of the users to audit (a user column: UPNs or object ids); default: every user of the tenant.")
+@_group_option
+@click.option("--propose", type=click.Path(path_type=Path), metavar="FIXES.csv", help="Also write the fixes bulkphone can make as a plan/apply input: a defaultMethod (push, or system) for each phone-default user.")
+@click.option("--needs-passkey", type=click.Path(path_type=Path), metavar="USERS.csv", help="Also write the users bulkphone can't fix (phone-only, no-mfa), for a passkey campaign.")
+@click.option("--journal", "journal_path", type=click.Path(path_type=Path), help="Journal (SQLite) that lets a killed audit resume; default: next to the report.")
+@_connection_options
+@_handled
+def audit(report_path, users, groups, propose, needs_passkey, journal_path, **options) -> int:
+    """Who will be locked out when Microsoft-provided SMS and voice stop: each user's methods,
+    in a category (phone-only, phone-default, no-mfa, ready). Never writes to Graph."""
+    journal_path = journal_path or runs.journal_beside(report_path)
+    refuse_overwriting([users], runs.report_files(report_path) + [journal_path, propose, needs_passkey])
+    settings = dict(users=users, group=" | ".join(groups), propose=propose, needs_passkey=needs_passkey, **options)
+    connection = _connection(options)
+    with RowProgress(doing="auditing", unit="users") as progress:
+        run = runs.run_stoppable(lambda stop: runs.audit_to_report(
+            report_path, connection=connection, users=users, groups=groups, propose=propose, needs_passkey=needs_passkey,
+            journal_path=journal_path, stop=stop, progress=progress.update, settings=settings))
+    return _show_audit(run)
+
+
+def _show_audit(run: runs.AuditRun) -> int:
+    summary = run.summary
+    admins = len(summary["phone_only_admins"])
+    counts = {name: count for name, count in summary["categories"].items()}
+    source = "the registration report" if run.result.source == "registration report" else "each user's methods"
+    _say(f"audit: {summary['users']} users: {_counts(counts)}"
+         f"{f' ({admins} phone-only admins)' if admins else ''}; read from {source}; "
+         f"{run.reads} reads; report: {run.report}{_kept(run.earlier)}")
+    if run.result.fallback_reason:
+        _say(f"audit: the registration report wasn't used ({run.result.fallback_reason}), so each user's methods were "
+             "read (slower, and admins aren't known). Fix for next time: grant the app AuditLog.Read.All, in a tenant "
+             "with Entra ID P1/P2")
+    if run.proposed is not None:
+        fixes = sum(summary["proposed_defaults"].values())
+        _say(f"audit: {fixes} fixes proposed in {run.proposed}; review them with: bulkphone plan {run.proposed} --report plan.csv")
+    if run.needs_passkey is not None:
+        _say(f"audit: users who need a passkey (phone-only, no-mfa) in {run.needs_passkey}")
+    if run.interrupted:
+        raise Exit(EXIT_INTERRUPTED, f"interrupted: run the same audit again to resume ({run.report} holds what was read)")
+    if unread := run.unread:
+        _say(f"audit: {len(unread)} users couldn't be read, e.g. {', '.join(unread[:5])}; the report says why")
+        return EXIT_ROW_PROBLEMS
+    return EXIT_OK
+
+
+@main.command()
 @click.argument("job_path", metavar="JOB.toml", type=click.Path(path_type=Path))
 @click.option("--apply", "do_apply", is_flag=True, help="Apply the changes (default: a dry run that writes the plan).")
 @click.option("--force", is_flag=True, help="Apply even when the plan is above the job's safety limits.")

@@ -14,7 +14,7 @@ LAYERS = [
     {"_mapping", "_planner", "_graph"},
     {"_safety", "_executor", "_preflight", "_cells"},
     {"_report", "_journal", "_directory"},
-    {"_planfile", "_export"},
+    {"_planfile", "_export", "_audit"},
     {"_pipeline", "_jobs"},
     {"_console", "_runs"},
     {"_demo"},

@@ -63,6 +63,9 @@ REGISTERED_NAMES = {
     "temporaryAccessPass": "temporaryAccessPass",
 }
 NOT_A_SECOND_FACTOR = {"email", "temporaryAccessPass"}
+# The registration report's defaultMfaMethod for a signInPreferences value.
+DEFAULT_MFA_METHODS = {"sms": "mobilePhone", "voiceMobile": "mobilePhone", "voiceAlternateMobile": "alternateMobilePhone",
+                       "voiceOffice": "officePhone", "push": "microsoftAuthenticatorPush", "oath": "softwareOneTimePasscode"}
 # signInPreferences is about every kind of method: the phone-only permission doesn't reach it.
 PREFERENCES_WRITE_PERMISSIONS = {"UserAuthenticationMethod.ReadWrite.All"}
 # userPreferredMethodForSecondaryAuthentication -> the method the user must have for it.
@@ -109,6 +112,8 @@ class SimUser:
     mobile_phone: str = ""
     business_phones: list[str] = field(default_factory=list)
     usage_location: str = ""
+    user_type: str = "Member"  # or Guest
+    admin: bool = False  # holds an admin role (the registration report's isAdmin)
     visible_from: float = 0.0  # tenant clock time before which Graph answers 404 (directory replication)
 
 
@@ -668,11 +673,11 @@ class SimTenant:
             "userPrincipalName": user.upn,
             "methodsRegistered": registered,
             "isMfaRegistered": any(kind not in NOT_A_SECOND_FACTOR for kind in kinds),
-            "defaultMfaMethod": _preferred(user.default_method) if user.default_method else "none",
+            "defaultMfaMethod": DEFAULT_MFA_METHODS.get(_preferred(user.default_method), "none"),
             "userPreferredMethodForSecondaryAuthentication": _preferred(user.default_method) if user.default_method else "none",
             "isSystemPreferredAuthenticationMethodEnabled": user.system_preferred,
-            "isAdmin": False,
-            "userType": "member",
+            "isAdmin": user.admin,
+            "userType": user.user_type.lower(),
         }
 
     def _record(self, kind: str, user: SimUser, phone_type: str, number: str) -> None:
@@ -851,5 +856,6 @@ def _default_type(default_method: str) -> str:
 def _user_json(user: SimUser, selected: list[str]) -> dict:
     """A user object with the properties $select asks for (Graph always adds the id)."""
     everything = {"id": user.id, "userPrincipalName": user.upn, "mobilePhone": user.mobile_phone or None,
-                  "businessPhones": list(user.business_phones), "usageLocation": user.usage_location or None}
+                  "businessPhones": list(user.business_phones), "usageLocation": user.usage_location or None,
+                  "userType": user.user_type}
     return {name: everything[name] for name in ["id", *selected] if name in everything}
