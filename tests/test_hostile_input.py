@@ -20,7 +20,7 @@ from bulkphone._errors import InputError, PermanentError
 from bulkphone._graph import GraphClient
 from bulkphone._ingest import read_input
 from bulkphone._planfile import read_plan
-from bulkphone.sim import APP_TOKEN, Principal, SimTenant, SimTransport, serve
+from bulkphone.sim import APP_TOKEN, SimTenant, SimTransport, serve
 from bulkphone._text import defuse, restore
 
 ENV = {"BULKPHONE_ACCESS_TOKEN": APP_TOKEN}
@@ -246,7 +246,7 @@ def test_terminal_output_shows_control_characters_instead_of_obeying_them(tmp_pa
     source = write_file("in.csv", f'user,mobile\n"{evil}",+1 425 555 0100\n')
     with serve(tenant) as url:
         checked = run("check", source, "--graph-url", url)
-        refused = run("normalize", tmp_path / f"missing\x1b[31m.csv", "--report", tmp_path / "r.csv")
+        refused = run("normalize", tmp_path / "missing\x1b[31m.csv", "--report", tmp_path / "r.csv")
     assert checked.exit_code == 0, checked.output
     for output in (checked.output, refused.output):
         assert "\x1b" not in output and "\x07" not in output
