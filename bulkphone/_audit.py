@@ -198,7 +198,7 @@ async def _run(client, journal: ExportJournal, key: str, named: list[str] | None
         if named is not None:
             journal.listed(state, named, None)
         else:
-            await reader.list_tenant(journal, state, page_size, progress, stop)
+            await _list_tenant(journal, state, reader, page_size, progress, stop)
     if state.listed:
         todo = [seq for seq in range(len(state.users)) if seq not in state.rows]
         for start in range(0, len(todo), READ_SLICE):
@@ -216,13 +216,31 @@ async def _run(client, journal: ExportJournal, key: str, named: list[str] | None
     return AuditResult(rows, reader.source, resumed_users=resumed, stopped=not done)
 
 
+async def _list_tenant(journal: ExportJournal, state: ExportProgress, reader: _Reader, page_size: int, progress,
+                       stop) -> None:
+    """The whole tenant, page after page into the journal, from where a killed audit stopped."""
+    link = state.next_link
+    while not state.listed:
+        if stop is not None and stop.is_set():
+            return
+        entries, rows, link = await reader.page(link, page_size)
+        first = len(state.users)
+        journal.listed(state, entries, link)
+        if rows:
+            journal.read(state, {first + offset: json.dumps(asdict(row)) for offset, row in enumerate(rows)})
+        if progress is not None:
+            progress(len(state.rows), None if link else len(state.users))
+
+
 class _Reader(Protocol):
     """One source of the audit: how it lists the whole tenant (into the journal) and reads a
     slice of listed users ("id<TAB>upn<TAB>userType"; no id: not found in the directory)."""
 
     source: str
 
-    async def list_tenant(self, journal: ExportJournal, state: ExportProgress, page_size: int, progress, stop) -> None: ...
+    async def page(self, link: str | None, page_size: int) -> tuple[list[str], list[AuditRow], str | None]:
+        """One page of the whole tenant: its entries, the rows read with them (if the source
+        gives them at once), and the next page's link."""
 
     async def read(self, entries: list[str]) -> list[AuditRow]: ...
 
@@ -236,17 +254,9 @@ class _ReportReader:
     def __init__(self, client: GraphClient) -> None:
         self.client = client
 
-    async def list_tenant(self, journal, state, page_size, progress, stop) -> None:
-        link = state.next_link
-        while not state.listed:
-            if stop is not None and stop.is_set():
-                return
-            page, link = await self.client.list_registrations_page(link, page_size)
-            first = len(state.users)
-            journal.listed(state, [f"{row.user_id}\t{row.upn}\t{row.user_type}" for row in page], link)
-            journal.read(state, {first + offset: json.dumps(asdict(_from_report(row))) for offset, row in enumerate(page)})
-            if progress is not None:
-                progress(len(state.rows), None if link else len(state.users))
+    async def page(self, link: str | None, page_size: int) -> tuple[list[str], list[AuditRow], str | None]:
+        found, link = await self.client.list_registrations_page(link, page_size)
+        return [f"{row.user_id}\t{row.upn}\t{row.user_type}" for row in found], [_from_report(row) for row in found], link
 
     async def read(self, entries: list[str]) -> list[AuditRow]:
         people = [entry.split("\t") for entry in entries]
@@ -291,15 +301,9 @@ class _MethodsReader:
     def __init__(self, client: GraphClient) -> None:
         self.client = client
 
-    async def list_tenant(self, journal, state, page_size, progress, stop) -> None:
-        link = state.next_link
-        while not state.listed:
-            if stop is not None and stop.is_set():
-                return
-            page, link = await self.client.list_users_page(link, page_size, fields=AUDIT_FIELDS)
-            journal.listed(state, [_entry(person) for person in page], link)
-            if progress is not None:
-                progress(0, None if link else len(state.users))
+    async def page(self, link: str | None, page_size: int) -> tuple[list[str], list[AuditRow], str | None]:
+        found, link = await self.client.list_users_page(link, page_size, fields=AUDIT_FIELDS)
+        return [_entry(person) for person in found], [], link
 
     async def read(self, entries: list[str]) -> list[AuditRow]:
         people = [entry.split("\t") for entry in entries]

@@ -417,7 +417,7 @@ def _show_audit(run: runs.AuditRun) -> int:
     counts = {name: count for name, count in summary["categories"].items()}
     source = "the registration report" if run.result.source == "registration report" else "each user's methods"
     _say(f"audit: {summary['users']} users: {_counts(counts)}"
-         f"{f' ({admins} phone-only admins)' if admins else ''}; read from {source}; "
+         f"{f'; phone-only admins: {admins}' if admins else ''}; read from {source}; "
          f"{run.reads} reads; report: {run.report}{_kept(run.earlier)}")
     if run.result.fallback_reason:
         _say(f"audit: the registration report wasn't used ({run.result.fallback_reason}), so each user's methods were "
@@ -504,6 +504,7 @@ def sandbox(seed, default_region, port) -> int:
         _say("  bulkphone apply phones.csv --report results.csv")
         if seed is None:
             _say('  bulkphone plan --from-directory --group "New hires" --only-unregistered --report hires.csv')
+            _say("  bulkphone audit --report audit.csv --propose fixes.csv --needs-passkey campaign.csv")
         _say(f"  (a job file: graph_url = \"{url}\" and auth = \"token\" in [connection])")
         _say("sandbox: Ctrl-C stops it.")
         try:
