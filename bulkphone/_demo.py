@@ -14,7 +14,7 @@ from ._executor import RunResult
 from ._planner import Plan
 from ._retry import RetryPolicy
 from ._cells import load_cells
-from ._runs import apply_to_report, plan_to_report
+from ._runs import AuditRun, apply_to_report, audit_to_report, plan_to_report
 from .sim import APP_TOKEN, Faults, Principal, SimTenant, SimTransport
 
 __all__ = ["DEMO_FAULTS", "DemoSummary", "run_demo", "sandbox_tenant"]
@@ -41,6 +41,7 @@ class DemoSummary:
     plan: Plan
     result: RunResult
     rerun: RunResult
+    audit: AuditRun
     tenant: SimTenant
     lines: list[str] = field(default_factory=list)
 
@@ -52,6 +53,9 @@ def run_demo(out: Path, data: Path | None = None, *, clock: Clock | None = None)
         raise InputError(f"{source}: demo input not found. Fix: give "
                          "the folder with phones.csv and directory.csv ({data}).", settings=("data",))
     tenant = SimTenant.from_json(TENANT_FILE, faults=DEMO_FAULTS, clock=clock)
+    # The app may read the registration report and list users, so the demo ends with an audit.
+    tenant.tokens[APP_TOKEN] = Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All", "User.Read.All",
+                                                    "AuditLog.Read.All"}))
     # The simulated tenant recovers at once, so short backoffs keep the demo brisk.
     policy = RetryPolicy(initial_wait=0.05, max_wait=1.0, clock=clock or SystemClock())
     connection = pipeline.connect(
@@ -73,9 +77,12 @@ def run_demo(out: Path, data: Path | None = None, *, clock: Clock | None = None)
         rerun = pipeline.run_sync(apply_to_report(
             source, out / "rerun.csv", connection=connection, journal_path=Path(journals) / "rerun.sqlite",
             users=directory, wait_for_new_users=DEMO_WAIT_FOR_NEW_USERS, settings=settings)).result
+        audited = pipeline.run_sync(audit_to_report(
+            out / "audit.csv", connection=connection, propose=out / "fixes.csv", journal_path=Path(journals) / "audit.sqlite",
+            settings={"demo": "the embedded simulated tenant"}))
     plan_rows = planned.rows
 
-    summary = DemoSummary(out=out, plan=the_plan, result=result, rerun=rerun, tenant=tenant)
+    summary = DemoSummary(out=out, plan=the_plan, result=result, rerun=rerun, audit=audited, tenant=tenant)
     landed = writes_before_rerun - writes_during_plan
     summary.lines = [
         f"bulkphone demo: {source.name} ({len(plan_rows)} report rows) against a simulated tenant of {len(tenant.users)} users",
@@ -85,8 +92,10 @@ def run_demo(out: Path, data: Path | None = None, *, clock: Clock | None = None)
         f"{result.stats['retries']} retries, {result.stats['reconciled']} read-backs after lost responses",
         f"  faults survived: {_counts(tenant.injected)}",
         f"  re-run  -> {out / 'rerun.csv'}: {_counts(rerun.plan.counts())}; new writes: {tenant.write_count() - writes_before_rerun}",
+        f"  audit   -> {out / 'audit.csv'}: {_counts(audited.summary['categories'])} "
+        f"(who is blocked when Microsoft-provided SMS and voice stop); fixes it can make: {out / 'fixes.csv'}",
         f"  for people: {out / 'results.html'} (open it in a browser), {out / 'results.summary.json'}; "
-        f"the plan's: {out / 'plan.html'}",
+        f"the plan's: {out / 'plan.html'}; the audit's: {out / 'audit.html'}",
         "  rows that need a person:",
     ]
     seen = set()

@@ -170,6 +170,14 @@ def test_demo_runs_on_the_embedded_tenant(runner, tmp_path):
     assert [(r["user"], r["status"], r["error"][:15]) for r in rerun if r["action"] == "create"] == [
         ("nestor.wilke@contoso.com", "skipped", "user not found:")
     ]
+    # It ends with an audit of the tenant it changed, and the fixes it proposes.
+    audit = {r["user"]: r["category"] for r in read_report(tmp_path / "demo" / "audit.csv")}
+    assert len(audit) == 16 and audit["diego.siciliani@contoso.com"] == "phone-default"
+    assert audit["allan.deyoung@contoso.com"] == "ready" and audit["alex.wilber@contoso.com"] == "phone-only"
+    assert read_report(tmp_path / "demo" / "fixes.csv") == [
+        {"user": "diego.siciliani@contoso.com", "defaultMethod": "push"},
+        {"user": "patti.fernandez@contoso.com", "defaultMethod": "system"}]
+    assert (tmp_path / "demo" / "audit.html").exists() and "audit   -> " in result.output
 
 
 @pytest.mark.parametrize("command", ["plan", "apply", "normalize", "demo"])
