@@ -205,8 +205,9 @@ class GraphClient:
         The one retry loop of these reads: a 429 or 5xx inside a 200 batch response, or a
         failed batch request, is retried for the users it concerns, after its Retry-After.
         A batch most of whose reads come back 429 says the reads' budget is spent: every batch
-        waits out its Retry-After (one budget: the others would only be told the same); a lone
-        429 (another app's burst) holds only its own users. A 429 is retried for as long as the
+        waits out its Retry-After (one budget: the others would only be told the same) and reads
+        go on at the pace Graph granted (throttle.ReadPacer); a lone 429 (another app's burst)
+        holds only its own users. A 429 is retried for as long as the
         policy's time allows, not counted as a failed attempt: a big read is slowed to Graph's
         pace, never given up for being big. 401/403 raise at once: every other read would fail
         the same way.
@@ -222,8 +223,9 @@ class GraphClient:
             # other chunks go on: one slow sub-request never holds up a whole pass.
             while chunk:
                 async with gate:
-                    await self.limiter.reads_resume()
+                    await self.limiter.reads.acquire(len(chunk))
                     answers = await self._batch_get(chunk, url, parse, batch)
+                self.limiter.reads.granted(sum(not isinstance(answer, ThrottledError) for answer in answers.values()))
                 retry: list[tuple[str, GraphError]] = []
                 for user in chunk:
                     answer = answers[user]
@@ -245,7 +247,7 @@ class GraphClient:
                     self.counters.retries += len(chunk)
                     wait = max(self.policy.wait_for(exc, max(1, attempts[u])) for u, exc in retry)
                     if 2 * sum(isinstance(exc, ThrottledError) for _, exc in retry) >= len(answers):
-                        self.limiter.hold_reads(wait)
+                        self.limiter.reads.spent(wait)
                     await clock.sleep(wait)
 
         pending = list(attempts)

@@ -14,24 +14,27 @@ pause ends, so a long Retry-After after a burst costs no sustained throughput. A
 that drops whatever credit is left. A write that failed without a 429 hands its token back
 (Graph's budget counts writes); if Graph counted it after all, its next 429 corrects the rate.
 
-Reads have no rate of their own here: when Graph says their budget is spent (most of a batch
-answered 429), every batch of reads waits out the Retry-After (`hold_reads`, `reads_resume`),
-so many readers are told once, not each in turn.
+Reads are paced apart (ReadPacer): unpaced until Graph says their budget is spent, then at the
+rate Graph granted over its own read window.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from ._clock import Clock, SystemClock
 
-__all__ = ["DEFAULT_WRITES_PER_SECOND", "GRAPH_WRITE_WINDOW_SECONDS", "RateLimiter"]
+__all__ = ["DEFAULT_WRITES_PER_SECOND", "GRAPH_READ_WINDOW_SECONDS", "GRAPH_WRITE_WINDOW_SECONDS", "RateLimiter",
+           "ReadPacer"]
 
 # Graph allows 3,000 writes per 2.5 minutes per app per tenant: 20/s sustained. Running at that
 # ceiling by default wastes none of the budget; 429s and Retry-After correct it when another job
 # of the same app shares the tenant (or lower it with the cap).
 DEFAULT_WRITES_PER_SECOND = 20.0
 GRAPH_WRITE_WINDOW_SECONDS = 150.0
+# Graph counts reads in resource units per 10 seconds (8,000 for a tenant of more than 500 users).
+GRAPH_READ_WINDOW_SECONDS = 10.0
 # Refilling by rate x wait can land a hair under a whole token; don't wait for the hair.
 _EPSILON = 1e-9
 
@@ -63,8 +66,9 @@ class RateLimiter:
         self._tokens = 1.0
         self._updated = self.clock.now()
         self._resume_at = 0.0
-        self._reads_resume_at = 0.0
         self._hold_until = 0.0
+        # Reads have a budget of their own; a write's 429 may be about the write quota alone.
+        self.reads = ReadPacer(self.clock)
         self._queue: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self.paused_seconds = 0.0
         self.throttled = 0
@@ -83,16 +87,6 @@ class RateLimiter:
                         return
                     wait = (1 - self._tokens) / self.rate
                 await self.clock.sleep(wait)
-
-    def hold_reads(self, seconds: float) -> None:
-        """Graph said the reads' budget is spent: every reader waits `seconds` (see reads_resume)."""
-        self._reads_resume_at = max(self._reads_resume_at, self.clock.now() + seconds)
-
-    async def reads_resume(self) -> None:
-        """Wait until a hold on reads is over. (A write's 429 may be about the write quota
-        alone, so it doesn't hold reads.)"""
-        while (wait := self._reads_resume_at - self.clock.now()) > 0:
-            await self.clock.sleep(wait)
 
     def refund(self) -> None:
         """A write that failed without a 429 (no connection, a 5xx, a lost response) hands its
@@ -155,3 +149,63 @@ class RateLimiter:
         if self._queue is None or self._queue[0] is not loop:
             self._queue = (loop, asyncio.Lock())
         return self._queue[1]
+
+
+class ReadPacer:
+    """The pace of reads. Unpaced until Graph says their budget is spent (a batch mostly
+    answered 429): then every reader waits out the Retry-After, and reads go on at the rate
+    Graph granted over its own read window (the reads it answered in the last 10 s), creeping
+    up while nothing is refused, so a spent budget is met again only now and then: as fast as
+    Graph allows, and no faster for long."""
+
+    def __init__(self, clock: Clock, *, window_seconds: float = GRAPH_READ_WINDOW_SECONDS, creep: float = 0.02) -> None:
+        self.clock = clock
+        self.window = window_seconds
+        self.creep = creep  # reads per second added for each read granted
+        self.rate: float | None = None
+        self._granted: deque[tuple[float, int]] = deque()
+        self._granted_total = 0
+        self._tokens = 0.0
+        self._updated = clock.now()
+        self._resume_at = 0.0
+
+    def granted(self, count: int) -> None:
+        """`count` reads were answered (not refused)."""
+        now = self.clock.now()
+        self._granted.append((now, count))
+        self._granted_total += count
+        self._forget(now)
+        if self.rate is not None:
+            self.rate += self.creep * count
+
+    def spent(self, retry_after: float) -> None:
+        """Graph said the reads' budget is spent: everyone waits `retry_after`, then reads go on
+        at the rate Graph granted over its window."""
+        now = self.clock.now()
+        self._resume_at = max(self._resume_at, now + retry_after)
+        self._forget(now)
+        self.rate = max(1.0, self._granted_total / self.window)
+        self._tokens = 0.0
+        self._updated = self._resume_at
+
+    async def acquire(self, count: int) -> None:
+        """Wait until `count` reads may be sent."""
+        while True:
+            now = self.clock.now()
+            if now < self._resume_at:
+                await self.clock.sleep(self._resume_at - now)
+                continue
+            if self.rate is None:
+                return
+            if now > self._updated:
+                self._tokens = min(self.rate, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+            needed = min(count, self.rate)
+            if self._tokens >= needed - _EPSILON:
+                self._tokens -= needed
+                return
+            await self.clock.sleep((needed - self._tokens) / self.rate)
+
+    def _forget(self, now: float) -> None:
+        while self._granted and self._granted[0][0] <= now - self.window:
+            self._granted_total -= self._granted.popleft()[1]

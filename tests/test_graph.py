@@ -307,7 +307,7 @@ def test_a_batch_mostly_throttled_holds_every_reader_and_a_lone_429_only_its_own
     handler, attempts, _ = batch_server(script)
     client = make_client(handler)
     holds = []
-    client.limiter.hold_reads = holds.append  # every reader waits out what is held (test_throttle)
+    client.limiter.reads.spent = holds.append  # every reader then waits, and is paced (test_throttle)
     results = run(client.read_phone_methods([f"u{i:02d}" for i in range(20)]))
     assert all(isinstance(answer, dict) for answer in results.values())
     assert holds == ([4.0] if held else [])

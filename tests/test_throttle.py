@@ -142,12 +142,18 @@ def test_after_a_429_it_climbs_back_to_the_rate_graph_accepted_even_near_the_lim
     assert limiter.rate == 21
 
 
-def test_a_hold_on_reads_makes_readers_wait_and_a_writes_429_does_not():
+def test_reads_go_unpaced_until_graph_says_their_budget_is_spent_then_at_the_pace_it_granted():
     clock = FakeClock()
     limiter = RateLimiter(20, clock=clock)
     limiter.throttled_for(5, write=True)
-    asyncio.run(limiter.reads_resume())
-    assert clock.sleeps == []  # the write quota says nothing about reads
-    limiter.hold_reads(3)
-    asyncio.run(limiter.reads_resume())
-    assert clock.sleeps == [3]
+    asyncio.run(limiter.reads.acquire(20))
+    assert clock.sleeps == []  # a write's 429 says nothing about reads, and reads start unpaced
+    limiter.reads.granted(300)  # answered within Graph's 10-second read window
+    limiter.reads.spent(3)
+    assert limiter.reads.rate == 30.0  # what Graph granted over its window
+    asyncio.run(limiter.reads.acquire(20))
+    asyncio.run(limiter.reads.acquire(20))
+    # Everyone waits out the Retry-After; then 20 reads cost 2/3 s at 30 a second.
+    assert clock.sleeps[0] == 3 and sum(clock.sleeps[1:]) == pytest.approx(20 / 30 * 2)
+    limiter.reads.granted(50)
+    assert limiter.reads.rate == pytest.approx(31.0)  # creeping up while nothing is refused
