@@ -88,6 +88,9 @@ def test_graph_client_sends_the_documented_request_and_reads_the_answer(case):
         result = asyncio.run(go())
         if "returns_groups" in call:
             assert [[group.id, group.display_name] for group in result] == call["returns_groups"]
+        elif "returns_registrations" in call:
+            rows, _ = result
+            assert [[row.upn, list(row.methods), row.mfa_registered] for row in rows] == call["returns_registrations"]
         elif "returns_members" in call:
             members, _ = result
             assert [[m.upn, m.mobile_phone, m.usage_location] for m in members] == call["returns_members"]
