@@ -30,7 +30,7 @@ from ._errors import ForbiddenError, GraphError, InputError, NotFoundError
 from ._executor import DEFAULT_CONCURRENCY, DEFAULT_WAIT_FOR_NEW_USERS, INTERRUPTED, Progress, RunResult, execute
 from ._export import ExportResult, export_users
 from ._files import require_regular_file
-from ._graph import Counters, GraphClient
+from ._graph import USER_FIELDS, Counters, GraphClient
 from ._ingest import read_users
 from ._journal import ExportJournal, Journal, ResumedRun, run_key
 from ._mapping import IdentityMap
@@ -426,7 +426,7 @@ async def export_async(
         if check_first:
             await preflight(connection.token, client, write=False)
             check_directory_permissions(connection.token, groups=bool(groups), attributes=False)
-        found = (await find_targets(client, groups=groups, users=user_list)).people if groups else None
+        found = (await find_targets(client, groups=groups, users=user_list, fields=USER_FIELDS)).people if groups else None
         listed = sorted(user.id for user in found) if found is not None else user_list
         key = run_key("export", connection.graph_url, json.dumps(sorted(listed)) if listed is not None else "all",
                       *([f"groups={sorted(groups)}"] if groups else []))
