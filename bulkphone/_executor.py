@@ -444,10 +444,12 @@ async def _apply_change(item: PlanItem, client: GraphClient, *, settle_first: bo
 
 
 async def _settle(item: PlanItem, client: GraphClient, outcome: Outcome, exc: GraphError) -> Outcome:
-    """The write's outcome is unknown or surprising: one read of the user decides it."""
+    """The write's outcome is unknown or surprising: a read of the user decides it. It runs after
+    the write's retry loop, so the read has its own retries: a 503 on it must not leave a write
+    that Graph typically saves (409 phoneNumberNotUnique) reported as unknown."""
     _note_http(outcome, exc)
     try:
-        verdict, why, method = await _read_back(item, client)
+        verdict, why, method = await _read_back(item, client, retry=True)
     except NotFoundError:
         return _failed(outcome, "user no longer exists: it was found when the plan was made, and Graph now answers 404 "
                                 "(deleted since?). Fix: remove the row, or restore the user and run again")
@@ -470,13 +472,16 @@ async def _settle(item: PlanItem, client: GraphClient, outcome: Outcome, exc: Gr
     return _failed(outcome, why or _permanent_message(item, exc))
 
 
-async def _read_back(item: PlanItem, client: GraphClient) -> tuple[_Verdict, str, PhoneMethod | None]:
-    """One read of what Graph holds now for this change (inside the write's retry loop, so one
-    request): whether it is done, still to do, or overtaken, and the method it concerns."""
+async def _read_back(
+    item: PlanItem, client: GraphClient, *, retry: bool = False
+) -> tuple[_Verdict, str, PhoneMethod | None]:
+    """A read of what Graph holds now for this change: whether it is done, still to do, or
+    overtaken, and the method it concerns. Inside the write's retry loop it is one request
+    (the loop retries it); after the loop, retry=True."""
     if item.phone_type == DEFAULT_METHOD:
-        preferences = await client.get_sign_in_preferences(item.user, retry=False)
+        preferences = await client.get_sign_in_preferences(item.user, retry=retry)
         return (_Verdict.DONE if preferences.default == item.number else _Verdict.AGAIN), "", None
-    methods = await client.list_phone_methods(item.user, retry=False)
+    methods = await client.list_phone_methods(item.user, retry=retry)
     if item.phone_type == SMS_SIGN_IN:
         mobile = methods.get(PhoneType.MOBILE)
         if mobile is None:

@@ -66,6 +66,25 @@ def test_409_not_unique_is_read_back_and_ok_with_the_warning(tenant, connection,
     assert len(requests_for(tenant, ANN, "GET")) == 1  # one read-back
 
 
+def test_a_503_on_the_read_back_after_a_409_is_retried_not_reported_unknown(tenant, connection, write_file):
+    tenant.add_user(BOB, {"mobile": HELP_DESK})
+    tenant.add_user(ANN)
+    path = write_file("in.csv", f"user,mobile\n{ANN},{HELP_DESK}\n")
+    original = tenant.handle
+
+    def handle(method, path, *args, **kwargs):
+        answer = original(method, path, *args, **kwargs)
+        if method == "POST" and ANN in path:
+            tenant.fail_next("503", "GET")  # the read-back that follows the 409
+        return answer
+
+    tenant.handle = handle
+    row = result_rows(bulkphone.apply(path, connection=connection))[0]
+    assert (row["status"], row["warning"], row["error"]) == ("ok", NOT_UNIQUE_WARNING, "")
+    assert tenant.injected["503"] == 1 and tenant.state()[ANN] == {"mobile": HELP_DESK}
+    assert [status for _, _, status in requests_for(tenant, ANN, "POST")] == [409]
+
+
 def test_a_shared_help_desk_number_never_stops_the_run(tenant, clock, write_file):
     tenant.add_user(BOB, {"mobile": HELP_DESK})
     users = [f"user{i}@contoso.com" for i in range(12)]
