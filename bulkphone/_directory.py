@@ -181,19 +181,23 @@ def directory_cells(targets: Targets, source: FromDirectory, default_region: str
     order), a cell per attribute that holds a number, normalised with the user's region from
     `regions` (see Targets.regions), then `default_region`. A user with none of the attributes
     is a row left out, with why."""
-    rows, empty = [], []
+    rows, without = [], []
     for row, person in enumerate(targets.people, start=1):
         region = regions.get(user_key(person.upn)) or regions.get(user_key(person.id)) or ""
         values = {"mobilePhone": person.mobile_phone, "businessPhones": person.business_phones[0] if person.business_phones else ""}
         user = person.upn or person.id
         cells = [(row, user, "", phone_type, values[attribute], region, "")
                  for attribute, phone_type in source.fields if values[attribute].strip()]
-        if cells:
-            rows.extend(cells)
-        else:
-            attributes = " or ".join(attribute for attribute, _ in source.fields)
-            empty.append(Cell(row, user, source.fields[0][1], region=region,
-                              excluded=f"the directory holds no {attributes} for this user: nothing to provision"))
+        rows.extend(cells)
+        if not cells:
+            without.append((row, user, region))
+    why = f"the directory holds no {' or '.join(attribute for attribute, _ in source.fields)} for this user: nothing to provision"
+    if without and not rows:
+        # Graph doesn't refuse these attributes to an app that may read only the basic profile: it
+        # answers them empty, so a run where nobody has one may be a missing permission.
+        why += (" (no user of this run has one: if they do have numbers, the app can't read them, as Graph answers "
+                f"these attributes empty to an app without User.Read.All. Fix: {PROFILE_PERMISSION_FIX})")
+    empty = [Cell(row, user, source.fields[0][1], region=region, excluded=why) for row, user, region in without]
     for row, user in enumerate(targets.missing, start=len(targets.people) + 1):
         empty.append(Cell(row, user, source.fields[0][1], error="user not found in the directory: check the UPN or object id"))
     frame = pd.DataFrame(rows, columns=["row", "user", "sourceUser", "phoneType", "raw", "region", "error"])

@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from ._errors import ForbiddenError, GraphError, NotFoundError, PreflightError
 from ._graph import DirectoryUser, GraphClient, Methods
 from ._journal import ExportJournal, ExportProgress
+from ._logs import event
 from ._model import DEFAULT_NEEDS, SMS_READY, PhoneType, SignInPreferences
 from ._normalize import is_masked
 
@@ -141,10 +142,16 @@ async def _list_tenant(client: GraphClient, journal: ExportJournal, state: Expor
 async def _read(client: GraphClient, users: list[str], *, resolve: bool) -> list[ExportRow]:
     """The rows of a slice of users: listed ones are "id<TAB>upn"; given ones are resolved first."""
     if resolve:
-        found = await client.read_directory_users(users)
+        try:
+            found = await client.read_directory_users(users)
+        except ForbiddenError:
+            # An app that may read methods but not users (no User.ReadBasic.All): the methods are
+            # read by the name the file gives, and the objectId column stays empty.
+            event("export.no_object_ids", reason="looking users up was refused: objectId is left empty")
+            found = {entry: DirectoryUser("", entry) for entry in users}
     else:
         found = {entry: DirectoryUser(*entry.split("\t", 1)) for entry in users}
-    ids = [answer.id for answer in found.values() if isinstance(answer, DirectoryUser)]
+    ids = [_address(answer) for answer in found.values() if isinstance(answer, DirectoryUser)]
     methods = await client.read_phone_methods(ids) if ids else {}
     readable = [user_id for user_id in ids if not isinstance(methods[user_id], GraphError)]
     defaults = await client.read_sign_in_preferences(readable) if readable else {}
@@ -156,8 +163,13 @@ async def _read(client: GraphClient, users: list[str], *, resolve: bool) -> list
         elif isinstance(answer, GraphError):
             rows.append(_unreadable(entry, "", f"couldn't look the user up: {answer.message}"))
         else:
-            rows.append(_row(answer, methods[answer.id], defaults.get(answer.id)))
+            rows.append(_row(answer, methods[_address(answer)], defaults.get(_address(answer))))
     return rows
+
+
+def _address(user: DirectoryUser) -> str:
+    """How Graph is asked for the user: its object id, or the UPN when no lookup was allowed."""
+    return user.id or user.upn
 
 
 def _row(user: DirectoryUser, methods: Methods | GraphError, default: SignInPreferences | GraphError | None) -> ExportRow:

@@ -55,6 +55,22 @@ def test_a_groups_nested_user_members_are_planned_from_their_own_attributes(org,
     assert not any(action == "delete" for action, _, _ in rows.values())
 
 
+def test_an_app_that_reads_only_basic_profiles_is_told_why_nobody_has_a_number(org, tenant, connection):
+    # Graph answers mobilePhone and businessPhones empty, not refused, to such an app; an opaque
+    # token gives preflight no roles to check, so the rows must say it.
+    tenant.tokens[APP_TOKEN] = Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All", "GroupMember.Read.All",
+                                                    "User.ReadBasic.All"}))
+    result = bulkphone.apply(bulkphone.FromDirectory(), connection=connection, groups=["New hires"])
+    assert tenant.writes == []
+    reasons = {item.note for item in result.plan.items}
+    assert len(reasons) == 1 and [item.action.value for item in result.plan.items] == ["skip"] * 4
+    assert "no user of this run has one" in reasons.pop()
+    # With the permission, the one user without numbers gets the plain reason.
+    tenant.tokens[APP_TOKEN] = Principal(DIRECTORY_APP)
+    plain = rows_of(bulkphone.plan(bulkphone.FromDirectory(), connection=connection, groups=["New hires"]))
+    assert plain[("cy", "mobile")][2] == "the directory holds no mobilePhone or businessPhones for this user: nothing to provision"
+
+
 def test_a_group_filters_an_input_file_like_a_users_file(org, connection, write_file):
     source = write_file("in.csv", "user,mobile\nann@contoso.com,+44 7911 000001\ndee@contoso.com,+33 6 00 00 00 01\n"
                                   "bob@contoso.com,425 555 0101\n")

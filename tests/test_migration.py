@@ -101,6 +101,21 @@ def test_export_of_listed_users_names_the_missing_ones(tmp_path, write_file):
     assert rows["ghost@fabrikam.com"]["notExported"] == "mobile alternateMobile office"
 
 
+def test_an_app_that_may_read_methods_but_not_users_exports_a_users_file_without_object_ids(tmp_path, write_file):
+    # Graph refuses the user lookup to such an app (403); the methods are read by the name given.
+    source = source_tenant(10)
+    source.tokens[APP_TOKEN] = Principal(frozenset({"UserAuthenticationMethod.Read.All"}))
+    users = write_file("users.csv", "user\nuser1@fabrikam.com\nuser3@fabrikam.com\nghost@fabrikam.com\n")
+    with serve(source) as url:
+        result = run("export", "--users", users, "--report", tmp_path / "export.csv", "--graph-url", url)
+    assert result.exit_code == 1, result.output
+    rows = {row["user"]: row for row in read_csv(tmp_path / "export.csv")}
+    assert (rows["user1@fabrikam.com"]["mobile"], rows["user1@fabrikam.com"]["objectId"]) == ("+1 4255550001", "")
+    assert rows["user3@fabrikam.com"]["alternateMobile"] == "+44 7400100003"
+    assert rows["ghost@fabrikam.com"]["notExported"] == "mobile alternateMobile office"
+    assert "not found" in rows["ghost@fabrikam.com"]["note"]
+
+
 def test_the_export_reimported_with_a_domain_map_reproduces_the_numbers_exactly(tmp_path):
     source = source_tenant(300)
     target = target_tenant(source)

@@ -47,7 +47,8 @@ READ_PERMISSIONS = {
 }
 GROUP_READ_PERMISSIONS = {"GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All",
                           "Directory.ReadWrite.All"}
-# A user's phone attributes and usage location are beyond the basic profile: they need a full-profile read.
+# A user's phone attributes and usage location are beyond the basic profile: they need a full-profile
+# read. Without one Graph doesn't refuse them: it answers them empty (null, and [] for businessPhones).
 BASIC_PROFILE = {"id", "userPrincipalName", "displayName"}
 FULL_PROFILE_PERMISSIONS = {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 DIRECTORY_READ_PERMISSIONS = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
@@ -467,10 +468,10 @@ class SimTenant:
                query: dict[str, list[str]]) -> SimResponse:
         if not rest:
             if method == "GET":
-                selected = query.get("$select", ["id,userPrincipalName"])[0].split(",")
-                if not set(selected) <= BASIC_PROFILE and not principal.permissions & FULL_PROFILE_PERMISSIONS:
+                if not principal.permissions & DIRECTORY_READ_PERMISSIONS:
                     return _forbidden()
-                return SimResponse(200, _user_json(user, selected))
+                selected = query.get("$select", ["id,userPrincipalName"])[0].split(",")
+                return SimResponse(200, _user_json(user, selected, principal))
             return _error(405, "Request_BadRequest", "Method not allowed.")
         if rest == ["authentication", "methods"] and method == "GET":
             if not principal.permissions & ALL_METHODS_READ_PERMISSIONS:
@@ -700,9 +701,7 @@ class SimTenant:
             return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
         everyone = list(self.users.values())
         selected = query.get("$select", ["id,userPrincipalName"])[0]
-        shown = [name for name in selected.split(",")
-                 if name in BASIC_PROFILE or principal.permissions & FULL_PROFILE_PERMISSIONS]
-        body: dict = {"value": [_user_json(user, shown) for user in everyone[skip: skip + top]]}
+        body: dict = {"value": [_user_json(user, selected.split(","), principal) for user in everyone[skip: skip + top]]}
         if skip + top < len(everyone):
             body["@odata.nextLink"] = f"{origin}/{version}/users?$select={selected}&$top={top}&$skiptoken={skip + top}"
         return SimResponse(200, body)
@@ -741,9 +740,7 @@ class SimTenant:
             return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
         members = self._transitive_users(group)
         selected = query.get("$select", ["id,userPrincipalName"])[0].split(",")
-        if not principal.permissions & FULL_PROFILE_PERMISSIONS:
-            selected = [name for name in selected if name in BASIC_PROFILE]
-        body: dict = {"value": [_user_json(user, selected) for user in members[skip: skip + top]]}
+        body: dict = {"value": [_user_json(user, selected, principal) for user in members[skip: skip + top]]}
         if skip + top < len(members):
             body["@odata.nextLink"] = (f"{origin}/{version}/groups/{group.id}/transitiveMembers/microsoft.graph.user"
                                        f"?$select={','.join(selected)}&$top={top}&$skiptoken={skip + top}")
@@ -853,9 +850,13 @@ def _default_type(default_method: str) -> str:
     return PREFERRED_METHODS.get(default_method, default_method)
 
 
-def _user_json(user: SimUser, selected: list[str]) -> dict:
-    """A user object with the properties $select asks for (Graph always adds the id)."""
+def _user_json(user: SimUser, selected: list[str], principal: Principal) -> dict:
+    """A user object with the properties $select asks for (Graph always adds the id); beyond the
+    basic profile, empty unless the principal may read the full profile."""
     everything = {"id": user.id, "userPrincipalName": user.upn, "mobilePhone": user.mobile_phone or None,
                   "businessPhones": list(user.business_phones), "usageLocation": user.usage_location or None,
                   "userType": user.user_type}
+    if not principal.permissions & FULL_PROFILE_PERMISSIONS:
+        everything = {name: value if name in BASIC_PROFILE else [] if isinstance(value, list) else None
+                      for name, value in everything.items()}
     return {name: everything[name] for name in ["id", *selected] if name in everything}
