@@ -18,7 +18,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from ._directory import find_targets
+from ._directory import find_targets, report_refusal
 from ._errors import ForbiddenError, GraphError, NotFoundError, PreflightError
 from ._graph import AUDIT_FIELDS, DirectoryUser, GraphClient, Registration
 from ._journal import ExportJournal, ExportProgress, run_key
@@ -171,9 +171,7 @@ async def audit_users(
     try:
         return await _run(client, journal, run_key(key, REPORT), named, _ReportReader(client), page_size, progress, stop)
     except ForbiddenError as exc:
-        licence = exc.code == "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
-        why = ("the tenant has no Entra ID P1/P2 licence, which the report needs" if licence else
-               f"the app lacks AuditLog.Read.All ({exc.message})")
+        why = report_refusal(exc)
     try:
         result = await _run(client, journal, run_key(key, METHODS), named, _MethodsReader(client), page_size, progress, stop)
     except ForbiddenError as exc:

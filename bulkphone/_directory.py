@@ -16,14 +16,14 @@ import pandas as pd
 
 from ._cells import cell_fields
 from ._errors import ForbiddenError, GraphError, InputError, NotFoundError, PreflightError
-from ._graph import PHONE_FIELDS, DirectoryUser, GraphClient, Registration
+from ._graph import PHONE_FIELDS, USER_FIELDS, DirectoryUser, GraphClient, Registration
 from ._logs import event
 from ._model import PhoneType, user_key
 from ._normalize import Normalizer
 from ._planner import Cell, UserState
 
-__all__ = ["DIRECTORY_ATTRIBUTES", "FromDirectory", "Targets", "directory_cells", "directory_fields", "find_targets",
-           "leave_out_phone_holders", "leave_out_registered"]
+__all__ = ["DIRECTORY_ATTRIBUTES", "FromDirectory", "Targets", "directory_cells", "directory_fields", "directory_readiness",
+           "find_targets", "leave_out_phone_holders", "leave_out_registered", "report_refusal"]
 
 # The user attributes that can feed a phone type, and what feeds what unless told otherwise.
 DIRECTORY_ATTRIBUTES = ("mobilePhone", "businessPhones")
@@ -261,8 +261,7 @@ async def _registrations(client: GraphClient, users: list[str], ids: dict[str, s
         answers = await client.read_registrations(list(dict.fromkeys(wanted.values())))
         return {user: answers[object_id] for user, object_id in wanted.items()}, "the registration report"
     except ForbiddenError as exc:
-        licence = exc.code == "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
-        why = "the tenant lacks the Entra ID P1/P2 licence it needs" if licence else f"refused: {exc.message}"
+        why = report_refusal(exc)
         event("registration.fallback", reason=f"the registration report isn't available ({why}); reading each user's methods")
     try:
         return await client.read_method_kinds(users), "the user's methods"
@@ -271,3 +270,36 @@ async def _registrations(client: GraphClient, users: list[str], ids: dict[str, s
             f"telling registered users apart was refused: the registration report ({why}) and each user's methods "
             f"({exc.message}). Fix: grant the app AuditLog.Read.All (the report; the tenant needs Entra ID P1/P2) or "
             "UserAuthenticationMethod.Read.All, as application permissions with admin consent") from None
+
+
+def report_refusal(exc: ForbiddenError) -> str:
+    """Why Graph refused the registration report: the licence it needs, or the permission."""
+    if exc.code == "Authentication_RequestFromNonPremiumTenantOrB2CTenant":
+        return "the tenant has no Entra ID P1/P2 licence, which the report needs"
+    return f"the app lacks AuditLog.Read.All ({exc.message})"
+
+
+async def directory_readiness(client: GraphClient, *, groups: Sequence[str] = (), attributes: bool = False,
+                              only_unregistered: bool = False) -> list[str]:
+    """What a directory run will meet, said before it runs: each group's users and, with
+    `attributes`, how many hold a number; with `only_unregistered`, whether the registration
+    report can be read. A group that can't be used raises as the run would."""
+    notes = []
+    for group in dict.fromkeys(groups):
+        people = (await find_targets(client, groups=[group], fields=PHONE_FIELDS if attributes else USER_FIELDS)).people
+        said = f"group {group!r}: {len(people)} users (nested groups included)"
+        if attributes:
+            holding = sum(1 for person in people if person.mobile_phone or person.business_phones)
+            said += f", {holding} with a mobilePhone or businessPhones"
+            if people and not holding:
+                said += (": if they do have numbers, the app can't read them (Graph answers these attributes empty "
+                         f"without User.Read.All). Fix: {PROFILE_PERMISSION_FIX}")
+        notes.append(said)
+    if only_unregistered:
+        try:
+            await client.list_registrations_page(page_size=1)
+            notes.append("the registration report can be read: registered users are told apart from it")
+        except ForbiddenError as exc:
+            notes.append(f"the registration report can't be read ({report_refusal(exc)}): registered users are told apart "
+                         "by reading each user's methods instead, one read per user")
+    return notes

@@ -23,7 +23,8 @@ import httpx
 from ._audit import AuditResult, audit_users
 from ._auth import AuthSettings, BearerAuth, TokenProvider, token_provider
 from ._cells import NOT_IN_USERS_FILE, Users, input_defaults, load_cells
-from ._directory import FromDirectory, Targets, directory_cells, find_targets, leave_out_phone_holders, leave_out_registered
+from ._directory import (FromDirectory, Targets, directory_cells, directory_readiness, find_targets, leave_out_phone_holders,
+                         leave_out_registered)
 from ._clock import Clock, SystemClock
 from ._clouds import check_graph_url, cloud_named
 from ._errors import ForbiddenError, GraphError, InputError, NotFoundError
@@ -214,10 +215,18 @@ async def plan_async(
         )
 
 
-async def check_async(connection: Connection, *, write: bool, probe_user: str | None = None) -> PreflightReport:
-    """Sign in, read the token's permissions, probe one user's methods; raise PreflightError if the run can't work."""
+async def check_async(connection: Connection, *, write: bool, probe_user: str | None = None, groups: Sequence[str] = (),
+                      from_directory: bool = False, only_unregistered: bool = False) -> PreflightReport:
+    """Sign in, read the token's permissions, probe one user's methods; raise PreflightError if
+    the run can't work. With the directory options of a run (`groups`, `from_directory`,
+    `only_unregistered`), also what they need: the permissions, each group found (and its size),
+    the registration report; said in the report's notes."""
     async with connection.open() as client:
-        return await preflight(connection.token, client, write=write, probe_user=probe_user)
+        report = await preflight(connection.token, client, write=write, probe_user=probe_user)
+        check_directory_permissions(connection.token, groups=bool(groups), attributes=from_directory)
+        report.notes.extend(await directory_readiness(client, groups=groups, attributes=from_directory,
+                                                      only_unregistered=only_unregistered))
+        return report
 
 
 async def apply_async(

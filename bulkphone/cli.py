@@ -230,13 +230,18 @@ def normalize(source, report_path, default_region, sheet, users, map_file, upn_d
 @click.option("--probe-user", help="User whose phone methods to read as a test (default: the first user of INPUT).")
 @click.option("--write/--read-only", default=True, show_default=True, help="Check for apply (write) or for plan (read).")
 @click.option("--sheet", metavar="NAME|N", help="With an .xlsx INPUT: the sheet to take the probe user from.")
+@_directory_options
 @_connection_options
 @_handled
-def check(source, probe_user, write, sheet, **options) -> int:
-    """Sign in, check the token's permissions and probe one read, before any run."""
+def check(source, probe_user, write, sheet, groups, from_directory, directory_fields, all_users, only_unregistered,
+          **options) -> int:
+    """Sign in, check the token's permissions and probe one read, before any run. Given a run's
+    directory options (--group, --from-directory, --only-unregistered), also what they need."""
+    _planned(None, from_directory, directory_fields, all_users)
     connection = _connection(options)
     probe = probe_user or (first_user(source, sheet) if source else None)
-    result = pipeline.check(connection, write=write, probe_user=probe)
+    result = pipeline.check(connection, write=write, probe_user=probe, groups=groups, from_directory=from_directory,
+                            only_unregistered=only_unregistered)
     _say(f"check: signed in ({result.kind} token); permissions: {', '.join(result.granted) or 'unknown'}")
     _say(f"check: Graph at {result.graph_url} answered the probe read")
     if result.probed_user and not any(result.probed_user in note for note in result.notes):

@@ -279,3 +279,24 @@ def test_in_sync_mode_a_group_leaves_non_members_and_ambiguous_cells_alone(org, 
     assert [(w["kind"], w["user"], w["phoneType"]) for w in tenant.writes] == [("delete", "ann@contoso.com", "office")]
     assert tenant.state()["dee@contoso.com"] == {"mobile": "+33 612345678"}
     assert tenant.state()["ann@contoso.com"] == {"mobile": "+44 7911000001"}  # a placeholder is never a delete
+
+
+def test_check_says_what_a_directory_run_will_meet_before_it_runs(org, tenant):
+    run = ("check", "--read-only", "--group", "New hires", "--from-directory", "--only-unregistered")
+    with serve(tenant) as url:
+        ready = cli(url, *run)
+        assert ready.exit_code == 0, ready.output
+        assert "group 'New hires': 4 users (nested groups included), 3 with a mobilePhone or businessPhones" in ready.output
+        assert "the registration report can be read" in ready.output
+        tenant.premium = False
+        tenant.tokens[APP_TOKEN] = Principal(frozenset({"UserAuthenticationMethod.ReadWrite.All", "GroupMember.Read.All",
+                                                        "User.ReadBasic.All", "AuditLog.Read.All"}))
+        basic = cli(url, *run)
+        assert basic.exit_code == 0, basic.output
+        assert "4 users (nested groups included), 0 with a mobilePhone or businessPhones: if they do have numbers" in basic.output
+        assert "User.Read.All" in basic.output
+        assert "the registration report can't be read (the tenant has no Entra ID P1/P2 licence" in basic.output
+        unknown = cli(url, "check", "--read-only", "--group", "New")
+    assert unknown.exit_code == 2
+    assert "no group is named 'New'" in unknown.output and "'New hires'" in unknown.output
+    assert not any(method != "GET" for method, _, _ in tenant.requests)
