@@ -20,9 +20,9 @@ from typing import Callable, Protocol, Sequence
 
 from ._directory import find_targets, report_refusal
 from ._errors import ForbiddenError, GraphError, NotFoundError, PreflightError
-from ._graph import AUDIT_FIELDS, DirectoryUser, GraphClient, Registration
+from ._graph import AUDIT_FIELDS, USER_FIELDS, DirectoryUser, GraphClient, Registration, RoleHolder
 from ._journal import ExportJournal, ExportProgress, run_key
-from ._model import SMS_VOICE_CUTOFF, SMS_VOICE_CUTOFF_LATE, Category, PhoneType
+from ._model import SMS_VOICE_CUTOFF, SMS_VOICE_CUTOFF_LATE, Category, PhoneType, user_key
 from ._normalize import is_masked
 
 __all__ = ["AUDIT_COLUMNS", "AuditResult", "AuditRow", "audit_users"]
@@ -140,6 +140,7 @@ class AuditResult:
     rows: list[AuditRow]  # every listed user once, in listing order
     source: str  # REPORT or METHODS
     fallback_reason: str = ""  # why the registration report wasn't used
+    admins_unknown: str = ""  # why who is an admin isn't known (read from each user's methods)
     resumed_users: int = 0
     stopped: bool = False
 
@@ -172,8 +173,9 @@ async def audit_users(
         return await _run(client, journal, run_key(key, REPORT), named, _ReportReader(client), page_size, progress, stop)
     except ForbiddenError as exc:
         why = report_refusal(exc)
+    reader = _MethodsReader(client)
     try:
-        result = await _run(client, journal, run_key(key, METHODS), named, _MethodsReader(client), page_size, progress, stop)
+        result = await _run(client, journal, run_key(key, METHODS), named, reader, page_size, progress, stop)
     except ForbiddenError as exc:
         raise PreflightError(
             f"reading users' methods was refused: the registration report ({why}) and each user's methods "
@@ -181,6 +183,8 @@ async def audit_users(
             "UserAuthenticationMethod.Read.All and User.Read.All (each user's methods), as application permissions "
             "with admin consent") from None
     result.fallback_reason = why
+    if any(row.admin is None and not row.error for row in result.rows):
+        result.admins_unknown = reader.admins_unknown or "the directory's role assignments weren't read for them"
     return result
 
 
@@ -298,12 +302,18 @@ class _MethodsReader:
 
     def __init__(self, client: GraphClient) -> None:
         self.client = client
+        self.admins: set[str] | None = None  # user keys of the object ids of users who hold a directory role
+        self.admins_unknown = ""  # why `admins` couldn't be read
+        self._admins_read = False
 
     async def page(self, link: str | None, page_size: int) -> tuple[list[str], list[AuditRow], str | None]:
         found, link = await self.client.list_users_page(link, page_size, fields=AUDIT_FIELDS)
         return [_entry(person) for person in found], [], link
 
     async def read(self, entries: list[str]) -> list[AuditRow]:
+        if not self._admins_read:
+            self.admins, self.admins_unknown = await _role_holding_users(self.client)
+            self._admins_read = True
         people = [entry.split("\t") for entry in entries]
         ids = [object_id for object_id, _, _ in people if object_id]
         answers = await self.client.read_method_kinds(ids) if ids else {}
@@ -319,7 +329,8 @@ class _MethodsReader:
                 numbers = {t: "masked" if is_masked(n) else n for t, n in answer.phones.items()}
                 rows.append(AuditRow(upn or object_id, object_id, phones=[t for t in _PHONES if t in numbers],
                                      numbers={t: numbers[t] for t in _PHONES if t in numbers}, others=_others(kinds),
-                                     guest=user_type.lower() == "guest" if user_type else None, source=METHODS))
+                                     guest=user_type.lower() == "guest" if user_type else None,
+                                     admin=None if self.admins is None else user_key(object_id) in self.admins, source=METHODS))
         deciding = [row.object_id for row in rows if row.phones and row.strong]
         defaults = await self.client.read_sign_in_preferences(deciding) if deciding else {}
         for row in rows:
@@ -329,3 +340,25 @@ class _MethodsReader:
             elif default is not None:
                 row.preferred, row.system_preferred = default.preferred or "none", default.system_preferred
         return rows
+
+
+async def _role_holding_users(client: GraphClient) -> tuple[set[str] | None, str]:
+    """The object ids (as user keys) of the users who hold a directory role, themselves or through a
+    role-assignable group (what the registration report calls isAdmin); or None, and why not."""
+    holders: list[RoleHolder] = []
+    link = None
+    try:
+        while True:
+            page, link = await client.list_role_holders_page(link)
+            holders.extend(page)
+            if not link:
+                break
+    except ForbiddenError as exc:
+        return None, f"reading the directory's role assignments was refused ({exc.message}): grant RoleManagement.Read.Directory"
+    admins = {user_key(holder.id) for holder in holders if holder.kind == "user"}
+    for group in dict.fromkeys(holder.id for holder in holders if holder.kind == "group"):
+        try:
+            admins.update(user_key(person.id) for person in (await find_targets(client, groups=[group], fields=USER_FIELDS)).people)
+        except PreflightError as exc:
+            return None, f"a role-assignable group's members couldn't be read ({exc})"
+    return admins, ""

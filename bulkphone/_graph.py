@@ -27,7 +27,7 @@ from ._retry import RetryPolicy
 from ._throttle import RateLimiter
 
 __all__ = ["AUDIT_FIELDS", "BATCH_SIZE", "Counters", "DirectoryGroup", "DirectoryUser", "GraphClient", "Methods",
-           "PHONE_FIELDS", "Registration", "USER_FIELDS"]
+           "PHONE_FIELDS", "Registration", "RoleHolder", "USER_FIELDS"]
 
 # What a user read or listing selects: who; who and what can feed an input; who and whether a guest.
 USER_FIELDS = "id,userPrincipalName"
@@ -42,6 +42,15 @@ _TRANSIENT_STATUS = {500, 502, 503, 504}
 
 Methods = dict[PhoneType, PhoneMethod]
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RoleHolder:
+    """Who holds a directory role: a principal's object id and kind ("user", "group", or
+    another kind such as "servicePrincipal")."""
+
+    id: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,16 @@ class GraphClient:
                  f"?$select={fields}&$top={page_size}")
         body = await self._read(link or first)
         return [_directory_user(entry) for entry in body.get("value", [])], body.get("@odata.nextLink") or None
+
+    async def list_role_holders_page(self, link: str | None = None, page_size: int = 999) -> tuple[list[RoleHolder], str | None]:
+        """One page of the directory's role assignments, as who holds them (RoleManagement.Read.Directory,
+        else a 403 raises), and the next page's link."""
+        body = await self._read(link or f"/roleManagement/directory/roleAssignments?$expand=principal&$top={page_size}")
+        holders = []
+        for entry in body.get("value", []):
+            kind = str((entry.get("principal") or {}).get("@odata.type") or "").rpartition(".")[2]
+            holders.append(RoleHolder(str(entry.get("principalId") or ""), kind))
+        return holders, body.get("@odata.nextLink") or None
 
     async def read_phone_methods(self, users: list[str]) -> dict[str, Methods | GraphError]:
         """Many users' methods through $batch (see _read_many)."""

@@ -348,8 +348,8 @@ AUDIT_LISTED = 2_000  # users listed open in a table of the audit page; the CSV 
 _AUDIT_PAGE = string.Template(Path(__file__).with_name("audit.html").read_text(encoding="utf-8"))
 
 
-def audit_summary(rows: list[dict], *, settings: dict, source: str, fallback_reason: str = "", run: dict | None = None,
-                  stats: dict | None = None) -> dict:
+def audit_summary(rows: list[dict], *, settings: dict, source: str, fallback_reason: str = "", admins_unknown: str = "",
+                  run: dict | None = None, stats: dict | None = None) -> dict:
     """The numbers of an audit, for AUDIT.summary.json and AUDIT.html; they equal the CSV's."""
     def count(where) -> dict[str, int]:
         counted = Counter(row["category"] for row in rows if where(row))
@@ -369,6 +369,7 @@ def audit_summary(rows: list[dict], *, settings: dict, source: str, fallback_rea
                   "sms_voice_stop_global_admins_and_guests": SMS_VOICE_CUTOFF_LATE},
         "source": source,
         "fallback_reason": fallback_reason,
+        "admins_unknown": admins_unknown,
         "run": run or {},
         "stats": stats or {},
         "settings": settings,
@@ -390,7 +391,8 @@ def write_audit_html(summary_data: dict, path: str | Path) -> Path:
 
     source = ("Read from Graph's registration report (userRegistrationDetails)." if s["source"] == "registration report"
               else f"Read from each user's methods: the registration report wasn't used ({e(s['fallback_reason'])}); "
-                   "who is an admin isn't known this way.")
+                   + (f"who is an admin isn't known ({e(s['admins_unknown'])})." if s["admins_unknown"] else
+                      "admins are those the directory's role assignments name."))
     fixes = s["proposed_defaults"]
     fixes_text = (", ".join(f"{count} to {e(default)}" for default, count in fixes.items()) if fixes else "none")
     unread = "".join(f"<tr><td>{e(item['user'])}</td><td>{e(item['reason'])}</td></tr>" for item in s["unread"][:AUDIT_LISTED])

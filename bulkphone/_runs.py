@@ -415,7 +415,8 @@ async def audit_to_report(
     stats = {"reads": counters.reads, "batches": counters.batches, "throttled": counters.throttled,
              "retries": counters.retries, "seconds": round((_now() - started).total_seconds(), 1)}
     summary = report.audit_summary(rows, settings=describe_settings(settings or {}), source=result.source,
-                                   fallback_reason=result.fallback_reason, run=run_context(connection, started, rows),
+                                   fallback_reason=result.fallback_reason, admins_unknown=result.admins_unknown,
+                                   run=run_context(connection, started, rows),
                                    stats=stats)
     report.write_summary(summary, report_path.with_suffix(".summary.json"))
     report.write_audit_html(summary, report_path.with_suffix(".html"))

@@ -426,8 +426,9 @@ def _show_audit(run: runs.AuditRun) -> int:
          f"{run.reads} reads; report: {run.report}{_kept(run.earlier)}")
     if run.result.fallback_reason:
         _say(f"audit: the registration report wasn't used ({run.result.fallback_reason}), so each user's methods were "
-             "read (slower, and admins aren't known). Fix for next time: grant the app AuditLog.Read.All, in a tenant "
-             "with Entra ID P1/P2")
+             "read (slower). Fix for next time: grant the app AuditLog.Read.All, in a tenant with Entra ID P1/P2")
+        if run.result.admins_unknown:
+            _say(f"audit: who is an admin isn't known: {run.result.admins_unknown}")
     if run.proposed is not None:
         fixes = sum(summary["proposed_defaults"].values())
         _say(f"audit: {fixes} fixes proposed in {run.proposed}; review them with: bulkphone plan {run.proposed} --report plan.csv")

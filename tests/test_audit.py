@@ -91,6 +91,28 @@ def test_the_report_and_the_fallback_give_the_same_categories_every_user_once(au
     assert tenant.writes == []
 
 
+def test_the_fallback_tells_admins_from_the_directorys_role_assignments(audited, tmp_path):
+    tenant, url = audited
+    rob = tenant.add_user("rob@contoso.com", {"mobile": "+44 7911000005"}, default_method="mobile")
+    tenant.add_group("Helpdesk admins", [tenant.add_group("Tier 1", [rob])], admin=True)  # a role through a group
+    tenant.tokens["roles"] = Principal(WITHOUT_REPORT | {"RoleManagement.Read.Directory"})
+    by_report, report_rows = audit(url, tmp_path, name="report.csv")
+    by_roles, role_rows = audit(url, tmp_path, token="roles", name="roles.csv")
+    assert by_roles.exit_code == 0, by_roles.output
+    assert "admin isn't known" not in by_roles.output
+    admins = {row["user"].split("@")[0]: row["isAdmin"] for row in role_rows}
+    assert admins == {row["user"].split("@")[0]: row["isAdmin"] for row in report_rows}
+    assert {user for user, said in admins.items() if said == "yes"} == {"ada", "rob"} and set(admins.values()) == {"yes", "no"}
+    rows = {row["user"]: row for row in role_rows}
+    assert rows["rob@contoso.com"]["blockedFrom"].startswith("2027-02-01 (2027-07-01 for a Global Administrator)")
+    assert "admins are those the directory's role assignments name" in (tmp_path / "roles.html").read_text()
+    # Without the permission, no one is said to be an admin or not, and the audit says why.
+    unknown, unknown_rows = audit(url, tmp_path, token="no-report", name="unknown.csv")
+    assert {row["isAdmin"] for row in unknown_rows} == {""}
+    assert "who is an admin isn't known: reading the directory's role assignments was refused" in unknown.output
+    assert "RoleManagement.Read.Directory" in unknown.output
+
+
 def test_without_the_licence_the_audit_says_so_and_reads_the_methods(audited, tmp_path):
     tenant, url = audited
     tenant.premium = False

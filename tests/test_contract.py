@@ -89,6 +89,9 @@ def test_graph_client_sends_the_documented_request_and_reads_the_answer(case):
         elif "returns_registrations" in call:
             rows, _ = result
             assert [[row.upn, list(row.methods), row.mfa_registered] for row in rows] == call["returns_registrations"]
+        elif "returns_holders" in call:
+            holders, _ = result
+            assert [[holder.id, holder.kind] for holder in holders] == call["returns_holders"]
         elif "returns_members" in call:
             members, _ = result
             assert [[m.upn, m.mobile_phone, m.usage_location] for m in members] == call["returns_members"]

@@ -56,6 +56,9 @@ WRITE_PERMISSIONS = {"UserAuthenticationMethod.ReadWrite.All", "UserAuthMethod-P
 # Every kind of method (not only phones): the phone-only permission doesn't reach /authentication/methods.
 ALL_METHODS_READ_PERMISSIONS = {"UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All"}
 REPORTS_READ_PERMISSIONS = {"AuditLog.Read.All"}
+ROLE_READ_PERMISSIONS = {"RoleManagement.Read.Directory", "RoleManagement.Read.All", "Directory.Read.All",
+                         "RoleManagement.ReadWrite.Directory", "Directory.ReadWrite.All"}
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"  # the role definition's well-known id
 # A user's methods as the registration report's methodsRegistered names them.
 REGISTERED_NAMES = {
     "mobile": "mobilePhone", "alternateMobile": "alternateMobilePhone", "office": "officePhone",
@@ -114,7 +117,7 @@ class SimUser:
     business_phones: list[str] = field(default_factory=list)
     usage_location: str = ""
     user_type: str = "Member"  # or Guest
-    admin: bool = False  # holds an admin role (the registration report's isAdmin)
+    admin: bool = False  # holds an admin role itself (directly assigned)
     visible_from: float = 0.0  # tenant clock time before which Graph answers 404 (directory replication)
 
 
@@ -123,6 +126,7 @@ class SimGroup:
     id: str
     display_name: str
     members: list[str] = field(default_factory=list)  # object ids: users, groups, or other objects (devices)
+    admin: bool = False  # a role-assignable group that holds an admin role: its members are admins
 
 
 @dataclass
@@ -353,6 +357,8 @@ class SimTenant:
             return self._batch(version, headers, body, origin)
         if rest == "users" and method == "GET":
             return self._list_users(version, principal, parse_qs(query), origin)
+        if rest == "roleManagement/directory/roleAssignments" and method == "GET":
+            return self._role_assignments(version, principal, parse_qs(query), origin)
         if rest.startswith("groups") and method == "GET":
             return self._groups(version, rest, principal, parse_qs(query), origin)
         if rest.startswith("reports/authenticationMethods/userRegistrationDetails") and method == "GET":
@@ -677,7 +683,7 @@ class SimTenant:
             "defaultMfaMethod": DEFAULT_MFA_METHODS.get(_preferred(user.default_method), "none"),
             "userPreferredMethodForSecondaryAuthentication": _preferred(user.default_method) if user.default_method else "none",
             "isSystemPreferredAuthenticationMethodEnabled": user.system_preferred,
-            "isAdmin": user.admin,
+            "isAdmin": self._is_admin(user),
             "userType": user.user_type.lower(),
         }
 
@@ -744,6 +750,35 @@ class SimTenant:
         if skip + top < len(members):
             body["@odata.nextLink"] = (f"{origin}/{version}/groups/{group.id}/transitiveMembers/microsoft.graph.user"
                                        f"?$select={','.join(selected)}&$top={top}&$skiptoken={skip + top}")
+        return SimResponse(200, body)
+
+    def _is_admin(self, user: SimUser) -> bool:
+        """Whether the user holds an admin role, itself or through a role-assignable group."""
+        return user.admin or any(group.admin and user in self._transitive_users(group) for group in self.groups.values())
+
+    def _role_assignments(self, version: str, principal: Principal, query: dict[str, list[str]], origin: str) -> SimResponse:
+        """GET /roleManagement/directory/roleAssignments: a page of the directory's role assignments;
+        the principal (a user or a group) with $expand=principal."""
+        if not principal.permissions & ROLE_READ_PERMISSIONS:
+            return _forbidden()
+        fault = self._roll_fault("GET", False) or self._throttle(False)
+        if fault is not None:
+            return fault
+        try:
+            top = min(int(query.get("$top", ["100"])[0]), 999)
+            skip = int(query.get("$skiptoken", ["0"])[0])
+        except ValueError:
+            return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
+        holders = [("#microsoft.graph.user", user.id) for user in self.users.values() if user.admin]
+        holders += [("#microsoft.graph.group", group.id) for group in self.groups.values() if group.admin]
+        expand = query.get("$expand", [""])[0] == "principal"
+        body: dict = {"value": [
+            {"id": f"{GLOBAL_ADMINISTRATOR}-{object_id}", "principalId": object_id, "roleDefinitionId": GLOBAL_ADMINISTRATOR,
+             "directoryScopeId": "/", **({"principal": {"@odata.type": kind, "id": object_id}} if expand else {})}
+            for kind, object_id in holders[skip: skip + top]]}
+        if skip + top < len(holders):
+            body["@odata.nextLink"] = (f"{origin}/{version}/roleManagement/directory/roleAssignments"
+                                       f"?{'$expand=principal&' if expand else ''}$top={top}&$skiptoken={skip + top}")
         return SimResponse(200, body)
 
     def _transitive_users(self, group: SimGroup) -> list[SimUser]:
