@@ -271,12 +271,13 @@ async def apply_async(
         # The directory is read first when it shapes the run: a resumed run is one whose targets are unchanged.
         if check_first and not isinstance(plan_or_source, Plan):
             check_directory_permissions(connection.token, groups=bool(groups), attributes=isinstance(plan_or_source, FromDirectory))
-        targets = None if isinstance(plan_or_source, Plan) else await _find_targets(client, plan_or_source, users, groups)
+        known_users = _read_users(users)
+        targets = None if isinstance(plan_or_source, Plan) else await _find_targets(client, plan_or_source, known_users, groups)
         key = _run_key(plan_or_source, users, default_region, mode or Mode.UPSERT, connection.graph_url, identity, sheet,
                        groups, targets, only_unregistered)
         resumed = journal.resume(key) if journal is not None else None
         the_plan, preflight_first = await _plan_to_apply(
-            client, connection, plan_or_source, resumed, users=users, default_region=default_region,
+            client, connection, plan_or_source, resumed, users=known_users, default_region=default_region,
             mode=mode or Mode.UPSERT, check_first=check_first, identity=identity, sheet=sheet, groups=groups,
             targets=targets, only_unregistered=only_unregistered, verified=journal.verified() if changed_only else None)
         if preflight_first:
@@ -324,6 +325,7 @@ async def _plan(client: GraphClient, source, *, users: Users, default_region, mo
                 targets: Targets | None = None, only_unregistered: bool = False) -> Plan:
     """Read and settle the cells, check the sign-in first when `signin` is given (for a run that
     will `write` or not), read the users' current methods, and decide."""
+    users = _read_users(users)
     if isinstance(source, FromDirectory) and Mode(mode) is Mode.SYNC:
         raise InputError("{mode} sync deletes what a blank cell leaves out, and a blank directory attribute isn't a "
                          "request to delete: plan an input from the directory in upsert or create-only mode",
@@ -357,6 +359,11 @@ async def _plan(client: GraphClient, source, *, users: Users, default_region, mo
     if only_unregistered:
         cells = leave_out_phone_holders(cells, current)
     return build_plan(cells, current, Mode(mode))
+
+
+def _read_users(users: Users) -> Users:
+    """A users file read once, for all a run's steps (directory targets, regions, cells)."""
+    return read_users(users) if isinstance(users, (str, Path)) else users
 
 
 async def _find_targets(client: GraphClient, source, users: Users, groups: Sequence[str]) -> Targets | None:
