@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Protocol, Sequence
 
 from ._directory import find_targets, report_refusal
-from ._errors import ForbiddenError, GraphError, NotFoundError, PreflightError
+from ._errors import ForbiddenError, GraphError, InputError, NotFoundError, PreflightError
 from ._graph import AUDIT_FIELDS, USER_FIELDS, DirectoryUser, GraphClient, Registration, RoleHolder
 from ._journal import ExportJournal, ExportProgress, run_key
 from ._model import SMS_VOICE_CUTOFF, SMS_VOICE_CUTOFF_LATE, Category, PhoneType, user_key
@@ -361,4 +361,6 @@ async def _role_holding_users(client: GraphClient) -> tuple[set[str] | None, str
             admins.update(user_key(person.id) for person in (await find_targets(client, groups=[group], fields=USER_FIELDS)).people)
         except PreflightError as exc:
             return None, f"a role-assignable group's members couldn't be read ({exc})"
+        except InputError:
+            continue  # the group was deleted since its role assignment was listed: no members to count
     return admins, ""
