@@ -276,7 +276,7 @@ def report_refusal(exc: ForbiddenError) -> str:
     """Why Graph refused the registration report: the licence it needs, or the permission."""
     if exc.code == "Authentication_RequestFromNonPremiumTenantOrB2CTenant":
         return "the tenant has no Entra ID P1/P2 licence, which the report needs"
-    return f"the app lacks AuditLog.Read.All ({exc.message})"
+    return f"the app lacks AuditLog.Read.All: Graph answered {exc.status} {exc.code}".rstrip()
 
 
 async def directory_readiness(client: GraphClient, *, groups: Sequence[str] = (), attributes: bool = False,
@@ -287,7 +287,7 @@ async def directory_readiness(client: GraphClient, *, groups: Sequence[str] = ()
     notes = []
     for group in dict.fromkeys(groups):
         people = (await find_targets(client, groups=[group], fields=PHONE_FIELDS if attributes else USER_FIELDS)).people
-        said = f"group {group!r}: {len(people)} users (nested groups included)"
+        said = f"group {group!r}: {len(people)} user{'' if len(people) == 1 else 's'} (nested groups included)"
         if attributes:
             holding = sum(1 for person in people if person.mobile_phone or person.business_phones)
             said += f", {holding} with a mobilePhone or businessPhones"
