@@ -140,6 +140,9 @@ def normalize_number(raw: str | None, region: str) -> Normalized:
         return Normalized(
             error=f"Excel scientific notation lost digits ({clip(text, 40)}): format the column as text and export again"
         )
+    if text.startswith("=") and len(text) > 1:
+        return Normalized(error=f"a spreadsheet formula, not a number ({clip(text, 40)}): put the number itself in the "
+                                "cell (in Excel: copy the column, paste as values) and export again")
     if text[:4].lower() == "tel:":
         text = text[4:]
     # A valid number is never a placeholder, so the common case pays nothing for the check.

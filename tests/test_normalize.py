@@ -56,6 +56,8 @@ def test_formats_people_write_become_graph_format(raw, region, expected):
         ("+999 1234567", "", "country code 999 does not exist"),
         ("4255550100", "", NO_REGION),
         ("4.2555501E+09", "US", "Excel scientific notation lost digits"),
+        ('=CONCAT("+1 425", "555 0100")', "US", "a spreadsheet formula, not a number"),
+        ("=4255550100", "US", "a spreadsheet formula, not a number (=4255550100)"),
         ("call me", "US", "not a phone number"),
         ("+44 1632 960000", "", "not a valid number for GB"),
     ],
