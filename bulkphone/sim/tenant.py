@@ -661,11 +661,10 @@ class SimTenant:
             if user is None or self.clock.now() < user.visible_from:
                 return _error(404, "Request_ResourceNotFound", f"Resource '{parts[3]}' does not exist.")
             return SimResponse(200, self._registration_json(user))
-        try:
-            top = min(int(query.get("$top", ["1000"])[0]), 1000)
-            skip = int(query.get("$skiptoken", ["0"])[0])
-        except ValueError:
-            return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
+        window = _page_window(query, 1000, 1000)
+        if isinstance(window, SimResponse):
+            return window
+        top, skip = window
         everyone = [user for user in self.users.values() if self.clock.now() >= user.visible_from]
         body: dict = {"value": [self._registration_json(user) for user in everyone[skip: skip + top]]}
         if skip + top < len(everyone):
@@ -692,19 +691,10 @@ class SimTenant:
 
     def _list_users(self, version: str, principal: Principal, query: dict[str, list[str]], origin: str) -> SimResponse:
         """GET /users: a page of $top users (at most 999), and a next-page link while more remain."""
-        if not principal.permissions & DIRECTORY_READ_PERMISSIONS:
-            return _forbidden()
-        fault = self._roll_fault("GET", False)
-        if fault is not None:
-            return fault
-        throttled = self._throttle(False)
-        if throttled is not None:
-            return throttled
-        try:
-            top = min(int(query.get("$top", ["100"])[0]), 999)
-            skip = int(query.get("$skiptoken", ["0"])[0])
-        except ValueError:
-            return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
+        window = self._open_listing(principal, DIRECTORY_READ_PERMISSIONS, query)
+        if isinstance(window, SimResponse):
+            return window
+        top, skip = window
         everyone = list(self.users.values())
         selected = query.get("$select", ["id,userPrincipalName"])[0]
         body: dict = {"value": [_user_json(user, selected.split(","), principal) for user in everyone[skip: skip + top]]}
@@ -739,11 +729,10 @@ class SimTenant:
         group = self.groups.get(parts[1].lower())
         if group is None:
             return _error(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist or one of its queried reference-property objects are not present.")
-        try:
-            top = min(int(query.get("$top", ["100"])[0]), 999)
-            skip = int(query.get("$skiptoken", ["0"])[0])
-        except ValueError:
-            return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
+        window = _page_window(query, 100, 999)
+        if isinstance(window, SimResponse):
+            return window
+        top, skip = window
         members = self._transitive_users(group)
         selected = query.get("$select", ["id,userPrincipalName"])[0].split(",")
         body: dict = {"value": [_user_json(user, selected, principal) for user in members[skip: skip + top]]}
@@ -756,19 +745,23 @@ class SimTenant:
         """Whether the user holds an admin role, itself or through a role-assignable group."""
         return user.admin or any(group.admin and user in self._transitive_users(group) for group in self.groups.values())
 
+    def _open_listing(self, principal: Principal, allowed: set[str], query: dict[str, list[str]]) -> tuple[int, int] | SimResponse:
+        """What a paged directory listing checks before answering: the permission, a fault or the
+        read limit, then its page window."""
+        if not principal.permissions & allowed:
+            return _forbidden()
+        refused = self._roll_fault("GET", False) or self._throttle(False)
+        if refused is not None:
+            return refused
+        return _page_window(query, 100, 999)
+
     def _role_assignments(self, version: str, principal: Principal, query: dict[str, list[str]], origin: str) -> SimResponse:
         """GET /roleManagement/directory/roleAssignments: a page of the directory's role assignments;
         the principal (a user or a group) with $expand=principal."""
-        if not principal.permissions & ROLE_READ_PERMISSIONS:
-            return _forbidden()
-        fault = self._roll_fault("GET", False) or self._throttle(False)
-        if fault is not None:
-            return fault
-        try:
-            top = min(int(query.get("$top", ["100"])[0]), 999)
-            skip = int(query.get("$skiptoken", ["0"])[0])
-        except ValueError:
-            return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
+        window = self._open_listing(principal, ROLE_READ_PERMISSIONS, query)
+        if isinstance(window, SimResponse):
+            return window
+        top, skip = window
         holders = [("#microsoft.graph.user", user.id) for user in self.users.values() if user.admin]
         holders += [("#microsoft.graph.group", group.id) for group in self.groups.values() if group.admin]
         expand = query.get("$expand", [""])[0] == "principal"
@@ -860,6 +853,14 @@ def _mask(number: str) -> str:
     country, _, rest = number.partition(" ")
     digits = re.sub(r"\D", "", rest.split("x")[0])
     return f"{country} {'X' * max(0, len(digits) - 2)}{digits[-2:]}"
+
+
+def _page_window(query: dict[str, list[str]], default: int, most: int) -> tuple[int, int] | SimResponse:
+    """A paged listing's $top (at most `most`) and where the $skiptoken says to start, or a 400."""
+    try:
+        return min(int(query.get("$top", [str(default)])[0]), most), int(query.get("$skiptoken", ["0"])[0])
+    except ValueError:
+        return _error(400, "BadRequest", "Invalid $top or $skiptoken.")
 
 
 def _forbidden() -> SimResponse:
